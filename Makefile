@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+# `make execute NOTEBOOKS=book/02_x.ipynb` re-executes one chapter only.
+NOTEBOOKS ?= $(sort $(wildcard book/*.ipynb))
 
 # nbval runs every notebook in this environment's kernel and compares outputs
 # after the substitutions in tests/nbval_sanitize.cfg (see CONTRIBUTING.md).
@@ -42,6 +43,7 @@ test: lint unit nbval
 
 lint: $(STAMP)
 	$(BIN)/ruff check companion tests tools book
+	$(BIN)/ruff format --check companion tests tools book
 
 unit: $(STAMP)
 	$(BIN)/pytest --doctest-modules companion tests

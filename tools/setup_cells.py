@@ -14,10 +14,10 @@ cell does nothing and prints nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,11 +29,11 @@ TEMPLATE = """\
 import subprocess
 import sys
 
+REPOSITORY = "{url}"
+BRANCH = "{branch}"
 if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "{requirement}"],
-        check=True,
-    )"""
+    package = f"{distribution}[notebook] @ git+{{REPOSITORY}}@{{BRANCH}}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", package], check=True)"""
 
 
 def repository(config_path: Path = ROOT / "_config.yml") -> tuple[str, str]:
@@ -46,8 +46,7 @@ def repository(config_path: Path = ROOT / "_config.yml") -> tuple[str, str]:
 def setup_cell_source(config_path: Path = ROOT / "_config.yml") -> str:
     """Return the source every notebook's first code cell must have."""
     url, branch = repository(config_path)
-    requirement = f"{DISTRIBUTION}[notebook] @ git+{url}@{branch}"
-    return TEMPLATE.format(requirement=requirement)
+    return TEMPLATE.format(url=url, branch=branch, distribution=DISTRIBUTION)
 
 
 def notebooks(root: Path = ROOT) -> list[Path]:
@@ -65,7 +64,7 @@ def disagreeing(root: Path = ROOT) -> list[Path]:
     expected = setup_cell_source(root / "_config.yml")
     bad = []
     for path in notebooks(root):
-        cell = first_code_cell(json.loads(path.read_text(encoding="utf-8")))
+        cell = first_code_cell(nbformat.read(path, as_version=4))
         if cell is None or "".join(cell["source"]) != expected:
             bad.append(path)
     return bad
@@ -76,15 +75,15 @@ def write(root: Path = ROOT) -> list[Path]:
     expected = setup_cell_source(root / "_config.yml")
     changed = []
     for path in notebooks(root):
-        notebook = json.loads(path.read_text(encoding="utf-8"))
+        notebook = nbformat.read(path, as_version=4)
         cell = first_code_cell(notebook)
         if cell is not None and "".join(cell["source"]).startswith(MARKER):
             if "".join(cell["source"]) == expected:
                 continue
-            cell["source"] = expected.splitlines(keepends=True)
+            cell["source"] = expected
         else:
             raise SystemExit(f"{path}: its first code cell is not a Colab setup cell")
-        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", "utf-8")
+        nbformat.write(notebook, path)
         changed.append(path)
     return changed
 
