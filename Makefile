@@ -17,11 +17,12 @@ NBVAL := $(BIN)/pytest --nbval --nbval-current-env \
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: help env test lint unit nbval book execute setup-cells clean
+.PHONY: help env test lint unit nbval book site-test execute setup-cells clean
 
 help:
 	@echo "make test         lint, unit tests, and nbval over every notebook"
 	@echo "make book         build the site into _build/html from the stored outputs"
+	@echo "make site-test    check every page of the built site in headless Chromium"
 	@echo "make execute      re-execute every notebook in place (authors only)"
 	@echo "make setup-cells  rewrite the notebooks' Colab setup cells from _config.yml"
 	@echo "make clean        remove _build and .venv"
@@ -46,13 +47,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check companion tests tools book
 
 unit: $(STAMP)
-	$(BIN)/pytest --doctest-modules companion tests
+	$(BIN)/pytest --doctest-modules companion tests --ignore=tests/site
 
 nbval: $(STAMP)
 	$(NBVAL)
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --builder html --warningiserror --keep-going
+	$(BIN)/jupyter-book build . --all --builder html --warningiserror --keep-going
+
+# Needs Debian's chromium (/usr/bin/chromium); .ci/run installs it. Screenshots: _build/screenshots/.
+site-test: $(STAMP)
+	$(BIN)/pytest -p no:cacheprovider tests/site
 
 execute: $(STAMP)
 	$(BIN)/jupyter execute --inplace --timeout=900 $(NOTEBOOKS)

@@ -17,7 +17,7 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-from tools import setup_cells
+from tools import setup_cells, toc
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -25,22 +25,6 @@ NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
 
 # TensorFlow's C++ runtime notices; they must never be stored as outputs.
 TF_NOTICE = re.compile(r"oneDNN custom operations|cuda|absl::|cpu_feature_guard|port\.cc", re.I)
-
-
-def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections", []))
-
-    for part in toc.get("parts", []):
-        walk(part["chapters"])
-    walk(toc.get("chapters", []))
-    return files
 
 
 def load(path: Path) -> dict:
@@ -57,14 +41,14 @@ def test_there_are_notebooks():
 
 def test_every_toc_entry_exists():
     missing = []
-    for entry in toc_files():
+    for entry in toc.files():
         if not any((ROOT / f"{entry}{ext}").exists() for ext in (".ipynb", ".md")):
             missing.append(entry)
     assert not missing, f"_toc.yml names files that do not exist: {missing}"
 
 
 def test_every_notebook_is_in_the_toc():
-    listed = set(toc_files())
+    listed = set(toc.files())
     absent = [p.name for p in NOTEBOOKS if str(p.relative_to(ROOT).with_suffix("")) not in listed]
     assert not absent, f"notebooks in book/ missing from _toc.yml: {absent}"
 
