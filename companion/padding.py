@@ -46,6 +46,7 @@ __all__ = [
     "spatial",
 ]
 
+#: The data formats :func:`tf.nn.conv2d` accepts: channels last, or channels first.
 DATA_FORMATS = ("NHWC", "NCHW")
 
 #: ``(before, after)`` zeros along one spatial dimension.
