@@ -93,3 +93,26 @@ def test_ends_with_a_summary_and_three_to_five_executed_exercises(path):
         )
         assert "assert" in source, f"{path.name}: a solution asserts nothing: {source[:60]!r}"
         assert solution["execution_count"] is not None, f"{path.name}: a solution never ran"
+
+
+def _figure_cells(path: Path) -> list[dict]:
+    return [
+        c
+        for c in cells(path)
+        if c["cell_type"] == "code"
+        and any("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_is_captioned_named_and_referenced(path):
+    markdown = "\n".join(markdown_of(path))
+    for cell in _figure_cells(path):
+        figure = cell["metadata"].get("mystnb", {}).get("figure", {})
+        source = "".join(cell["source"])[:60]
+        assert figure.get("caption") and figure.get("name"), (
+            f"{path.name}: a figure without mystnb.figure caption and name: {source!r}"
+        )
+        assert f"{{numref}}`{figure['name']}`" in markdown, (
+            f"{path.name}: figure {figure['name']!r} is never referenced with {{numref}}"
+        )
