@@ -21,8 +21,12 @@ The rule for ``SAME`` padding, from TensorFlow's ``GetWindowedOutputSize``::
     pad_total = max((out - 1) * stride + effective - in, 0)
     before    = pad_total // 2          # the odd pixel goes after: bottom/right
 
-PyTorch's ``padding="same"`` and Caffe put the odd pixel before instead, so
-their results are shifted by one pixel against TensorFlow's for even totals.
+PyTorch's ``padding="same"`` (stride 1 only) splits the zeros the same way.
+The symmetric integer padding of Caffe and of PyTorch's ``padding=p`` differs:
+``p`` zeros on each side, with the output size rounded down, so when
+TensorFlow's total is odd (say ``(0, 1)`` for a 3-tap kernel with stride 2 on
+an even input) ``p = 1`` reads the top zero instead and every window sits one
+pixel up (left) of TensorFlow's.
 """
 
 from __future__ import annotations
@@ -308,6 +312,20 @@ def same_pads(in_size: int, kernel_size: int, stride: int = 1, dilation: int = 1
     return (total // 2, total - total // 2)
 
 
+def _check_pads(padding: object) -> Pads:
+    """Return an explicit ``(before, after)`` pair, or raise a ValueError naming ``padding``."""
+    expected = "'SAME', 'VALID' or a (before, after) pair of non-negative ints"
+    if isinstance(padding, str):
+        raise ValueError(f"padding: expected {expected}, got {padding!r}")
+    try:
+        pair = tuple(padding)  # type: ignore[call-overload]
+    except TypeError:
+        raise ValueError(f"padding: expected {expected}, got {padding!r}") from None
+    if len(pair) != 2 or not all(_is_int(v) and v >= 0 for v in pair):
+        raise ValueError(f"padding: expected {expected}, got {padding!r}")
+    return (int(pair[0]), int(pair[1]))
+
+
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
         if not _is_int(value) or value < 0 or (value == 0 and name != "in_size"):
@@ -362,12 +380,7 @@ def output_size(
     _check_positive(in_size=in_size, kernel_size=kernel_size, stride=stride, dilation=dilation)
     if padding == "SAME":
         return -(-in_size // stride)
-    if padding == "VALID":
-        before, after = 0, 0
-    elif isinstance(padding, str):
-        raise ValueError(f"padding: expected 'SAME', 'VALID' or (before, after), got {padding!r}")
-    else:
-        before, after = padding
+    before, after = (0, 0) if padding == "VALID" else _check_pads(padding)
     effective = effective_kernel_size(kernel_size, dilation)
     size = _trunc_div(in_size + before + after - effective + stride, stride)
     if size < 0:
@@ -393,7 +406,7 @@ def resolve_pads(
         return same_pads(in_size, kernel_size, stride, dilation)
     if padding == "VALID":
         return (0, 0)
-    return tuple(padding)  # type: ignore[return-value]
+    return _check_pads(padding)
 
 
 def conv_output_shape(
@@ -455,7 +468,8 @@ def conv_output_shape(
         )
     batch = input_shape[0]
     channels = input_shape[3] if data_format == "NHWC" else input_shape[1]
-    if channels is not None:
+    # An input without channels: the reference kernel returns zeros (empty sums).
+    if channels:
         if channels % in_depth:
             raise ValueError(
                 f"filters: the input's {channels} channels must be a multiple of the "

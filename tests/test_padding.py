@@ -1,0 +1,581 @@
+"""companion.padding against tf.nn.conv2d: output shapes, SAME pads, argument forms, errors.
+
+Three sources of truth:
+
+- property tests run ``tf.nn.conv2d`` in this process on a few hundred generated
+  shapes (whichever CPU path this process uses); they skip only the empty outputs
+  that oneDNN mishandles;
+- one subprocess with TensorFlow's reference kernels (``TF_ENABLE_ONEDNN_OPTS=0``)
+  decides the edge cases: kernels larger than the input, empty tensors, and the
+  inputs the reference kernel rejects;
+- exact expectations worked out by hand from TensorFlow's rule.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from companion import padding
+from companion.runtime import onednn_enabled, run_python
+
+tf = pytest.importorskip("tensorflow")
+
+ONEDNN = onednn_enabled()
+
+# --------------------------------------------------------------------------------------
+# Generated convolutions
+# --------------------------------------------------------------------------------------
+
+
+@st.composite
+def window_argument(draw, name: str, top: int):
+    """A strides or dilations argument in one of TensorFlow's forms, and its (h, w) values."""
+    form = draw(
+        st.sampled_from(
+            ["int", "one", "two", "four", "none"] if name == "d" else ["int", "one", "two", "four"]
+        )
+    )
+    height = draw(st.integers(1, top))
+    width = height if form in ("int", "one", "none") else draw(st.integers(1, top))
+    if form == "none":
+        height = width = 1
+    return form, height, width
+
+
+def spelled(form: str, height: int, width: int, data_format: str):
+    """Write (height, width) in the requested argument form for ``data_format``."""
+    if form == "none":
+        return None
+    if form == "int":
+        return height
+    if form == "one":
+        return [height]
+    if form == "two":
+        return [height, width]
+    return [1, height, width, 1] if data_format == "NHWC" else [1, 1, height, width]
+
+
+@st.composite
+def convolutions(draw):
+    in_depth = draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 2))
+    case = {
+        "batch": draw(st.integers(1, 2)),
+        "height": draw(st.integers(1, 12)),
+        "width": draw(st.integers(1, 12)),
+        "kh": draw(st.integers(1, 5)),  # even kernels included
+        "kw": draw(st.integers(1, 5)),
+        "in_depth": in_depth,
+        "channels": in_depth * groups,  # groups > 1: grouped convolution
+        "out": groups * draw(st.integers(1, 2)),
+        "strides": draw(window_argument("s", 4)),  # stride > kernel included
+        "dilations": draw(window_argument("d", 3)),
+    }
+    kind = draw(st.sampled_from(["SAME", "VALID", "explicit"]))
+    if kind == "explicit":
+        kind = tuple(tuple(draw(st.integers(0, 3)) for _ in range(2)) for _ in range(2))
+    case["padding"] = kind
+    return case
+
+
+def arguments(case: dict, data_format: str) -> dict:
+    """The keyword arguments of tf.nn.conv2d / conv_output_shape for ``case``."""
+    pad = case["padding"]
+    if not isinstance(pad, str):
+        (top, bottom), (left, right) = pad
+        if data_format == "NHWC":
+            pad = [[0, 0], [top, bottom], [left, right], [0, 0]]
+        else:
+            pad = [[0, 0], [0, 0], [top, bottom], [left, right]]
+    return {
+        "strides": spelled(*case["strides"], data_format),
+        "padding": pad,
+        "dilations": spelled(*case["dilations"], data_format),
+        "data_format": data_format,
+    }
+
+
+def shapes(case: dict) -> tuple[tuple, tuple, tuple]:
+    nhwc = (case["batch"], case["height"], case["width"], case["channels"])
+    nchw = (case["batch"], case["channels"], case["height"], case["width"])
+    return nhwc, nchw, (case["kh"], case["kw"], case["in_depth"], case["out"])
+
+
+def integer_data(case: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Small integers: every sum is exact, so any summation order gives the same bits."""
+    rng = np.random.default_rng(
+        [case["height"], case["width"], case["kh"], case["kw"], case["channels"]]
+    )
+    nhwc, _, filter_shape = shapes(case)
+    x = rng.integers(0, 4, size=nhwc).astype(np.float32)
+    w = rng.integers(-2, 3, size=filter_shape).astype(np.float32)
+    return x, w
+
+
+@settings(max_examples=400, deadline=None)
+@given(convolutions())
+def test_output_shape_and_pads_match_tf_nn_conv2d(case):
+    nhwc, nchw, filter_shape = shapes(case)
+    kwargs = arguments(case, "NHWC")
+    x, w = integer_data(case)
+    try:
+        expected = padding.conv_output_shape(nhwc, filter_shape, **kwargs)
+    except ValueError as error:
+        # The only error left for valid arguments: a negative computed size,
+        # which both CPU paths reject.
+        assert "negative" in str(error)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="would be negative"):
+            tf.nn.conv2d(x, w, **kwargs)
+        event("negative size: both reject")
+        return
+    if 0 in expected:
+        # oneDNN returns a wrongly shaped tensor here; the reference kernel an
+        # empty one. test_edge_cases_match_the_reference_kernel covers these.
+        event("empty output")
+        if ONEDNN:
+            return
+    result = tf.nn.conv2d(x, w, **kwargs).numpy()
+    assert result.shape == expected
+
+    # The same arithmetic in NCHW: the NHWC answer with its axes moved.
+    expected_nchw = padding.conv_output_shape(nchw, filter_shape, **arguments(case, "NCHW"))
+    assert expected_nchw == (expected[0], expected[3], expected[1], expected[2])
+
+    # The zeros that padding means, placed by resolve_pads, reproduce TF's result
+    # exactly: for SAME this checks that the extra zero goes bottom/right.
+    sh, sw = padding.spatial(padding.normalize_strides(kwargs["strides"]))
+    dh, dw = padding.spatial(padding.normalize_dilations(kwargs["dilations"]))
+    pad = padding.normalize_padding(kwargs["padding"])
+    rows = padding.resolve_pads(
+        case["height"], case["kh"], sh, dh, pad if pad in ("SAME", "VALID") else pad[0]
+    )
+    cols = padding.resolve_pads(
+        case["width"], case["kw"], sw, dw, pad if pad in ("SAME", "VALID") else pad[1]
+    )
+    padded = np.pad(x, [(0, 0), rows, cols, (0, 0)])
+    valid = tf.nn.conv2d(padded, w, kwargs["strides"], "VALID", dilations=kwargs["dilations"])
+    assert np.array_equal(valid.numpy(), result)
+    event(f"padding {case['padding'] if isinstance(case['padding'], str) else 'explicit'}")
+
+
+@settings(max_examples=12, deadline=None)
+@given(convolutions())
+def test_nchw_forward_through_xla_matches_nhwc(case):
+    # TF's own CPU kernels run NCHW only with oneDNN; XLA's run it in both modes.
+    _, nchw, filter_shape = shapes(case)
+    try:
+        expected = padding.conv_output_shape(nchw, filter_shape, **arguments(case, "NCHW"))
+    except ValueError:
+        return
+    if 0 in expected:
+        return
+    x, w = integer_data(case)
+    nchw_kwargs = arguments(case, "NCHW")
+    compiled = tf.function(lambda a, b: tf.nn.conv2d(a, b, **nchw_kwargs), jit_compile=True)
+    result = compiled(x.transpose(0, 3, 1, 2), w).numpy()
+    assert result.shape == expected
+    reference = tf.nn.conv2d(x, w, **arguments(case, "NHWC")).numpy()
+    assert np.array_equal(result, reference.transpose(0, 3, 1, 2))
+
+
+# --------------------------------------------------------------------------------------
+# Edge cases, decided by TensorFlow's reference kernel in one subprocess
+# --------------------------------------------------------------------------------------
+
+
+def edge_cases() -> list[dict]:
+    """Kernels larger than the input, empty tensors, and inputs the reference rejects."""
+    cases = []
+    # VALID with an effective kernel larger than the input, along the height:
+    # TensorFlow's truncating division gives 0 rows or an error.
+    for height in range(0, 6):
+        for kernel in range(1, 9):
+            for stride in (1, 2, 3, 5):
+                for dilation in (1, 2):
+                    if padding.effective_kernel_size(kernel, dilation) <= height:
+                        continue
+                    cases.append(
+                        {
+                            "input": [1, height, 4, 1],
+                            "filters": [kernel, 1, 1, 2],
+                            "strides": [stride, 1],
+                            "padding": "VALID",
+                            "dilations": [dilation, 1],
+                        }
+                    )
+    # Explicit pads that leave the padded input too small, along the width.
+    for pads in ([0, 1], [1, 1], [2, 0]):
+        for kernel in (4, 5, 6, 8):
+            for stride in (1, 2, 4):
+                cases.append(
+                    {
+                        "input": [1, 3, 2, 1],
+                        "filters": [1, kernel, 1, 1],
+                        "strides": [1, stride],
+                        "padding": [[0, 0], [0, 0], pads, [0, 0]],
+                        "dilations": 1,
+                    }
+                )
+    # SAME never fails, however large the kernel.
+    for kernel in (3, 6, 9):
+        cases.append(
+            {
+                "input": [1, 2, 1, 1],
+                "filters": [kernel, kernel, 1, 1],
+                "strides": 3,
+                "padding": "SAME",
+                "dilations": 2,
+            }
+        )
+    # Empty tensors: no batch, no rows, no input channels, no output channels.
+    cases += [
+        {
+            "input": [0, 5, 5, 1],
+            "filters": [3, 3, 1, 2],
+            "strides": 1,
+            "padding": "VALID",
+            "dilations": 1,
+        },
+        {
+            "input": [1, 0, 5, 1],
+            "filters": [1, 1, 1, 2],
+            "strides": 1,
+            "padding": "VALID",
+            "dilations": 1,
+        },
+        {
+            "input": [1, 0, 5, 1],
+            "filters": [3, 3, 1, 2],
+            "strides": 1,
+            "padding": "SAME",
+            "dilations": 1,
+        },
+        {
+            "input": [1, 5, 5, 0],
+            "filters": [3, 3, 1, 2],
+            "strides": 1,
+            "padding": "SAME",
+            "dilations": 1,
+        },
+        {
+            "input": [1, 5, 5, 1],
+            "filters": [3, 3, 1, 0],
+            "strides": 1,
+            "padding": "SAME",
+            "dilations": 1,
+        },
+    ]
+    # Pads on the batch or channel axis: the reference kernel refuses them.
+    for pads in ([[1, 0], [0, 0], [0, 0], [0, 0]], [[0, 0], [0, 0], [0, 0], [0, 2]]):
+        cases.append(
+            {
+                "input": [1, 5, 5, 1],
+                "filters": [3, 3, 1, 1],
+                "strides": 1,
+                "padding": pads,
+                "dilations": 1,
+            }
+        )
+    return cases
+
+
+REFERENCE_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import numpy as np
+    import tensorflow as tf
+
+    verdicts = []
+    for case in json.loads(CASES):
+        x = np.ones(case["input"], np.float32)
+        w = np.ones(case["filters"], np.float32)
+        try:
+            y = tf.nn.conv2d(x, w, case["strides"], case["padding"],
+                             dilations=case["dilations"])
+            verdicts.append(["shape", list(y.shape)])
+        except tf.errors.OpError as error:
+            verdicts.append(["error", error.message.splitlines()[0]])
+    print(json.dumps(verdicts))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def reference_verdicts() -> tuple[list[dict], list]:
+    cases = edge_cases()
+    code = f"CASES = {json.dumps(cases)!r}\n" + REFERENCE_SCRIPT
+    run = run_python(code, onednn=False, threads=1)
+    return cases, run.json()
+
+
+def test_edge_cases_match_the_reference_kernel(reference_verdicts):
+    cases, verdicts = reference_verdicts
+    assert len(verdicts) == len(cases) > 150
+    kinds = {"empty": 0, "error": 0, "shape": 0}
+    for case, (kind, value) in zip(cases, verdicts, strict=True):
+        try:
+            ours = padding.conv_output_shape(
+                case["input"],
+                case["filters"],
+                case["strides"],
+                case["padding"],
+                dilations=case["dilations"],
+            )
+        except ValueError as error:
+            assert kind == "error", (case, value, str(error))
+            kinds["error"] += 1
+            continue
+        assert kind == "shape", (case, value, ours)
+        assert tuple(value) == ours, case
+        kinds["empty" if 0 in ours else "shape"] += 1
+    # Every kind of verdict occurred: the cases really probe the edges.
+    assert min(kinds.values()) > 0, kinds
+
+
+def test_negative_sizes_fail_with_the_reference_message(reference_verdicts):
+    cases, verdicts = reference_verdicts
+    negative = [
+        v
+        for c, (k, v) in zip(cases, verdicts, strict=True)
+        if k == "error" and c["padding"] == "VALID"
+    ]
+    assert negative and all("Computed output size would be negative" in v for v in negative)
+
+
+# Worked out by hand from out = (in + before + after - effective + stride) / stride,
+# with C's division truncating toward zero, and an error when out < 0.
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((5, 6), 0),  # (5 - 6 + 1) / 1 = 0
+        ((5, 8, 2), 0),  # (5 - 8 + 2) / 2 = -1/2 -> 0, not -1
+        ((5, 9, 3), 0),  # (5 - 9 + 3) / 3 = -1/3 -> 0
+        ((224, 3), 222),
+        ((224, 1), 224),
+        ((7, 3, 2, 1, "SAME"), 4),
+        ((2, 9, 1, 1, "SAME"), 2),
+        ((5, 7, 1, 1, (1, 1)), 1),
+        ((0, 3, 3), 0),  # (0 - 3 + 3) / 3 = 0
+    ],
+)
+def test_output_size_exact(args, expected):
+    assert padding.output_size(*args) == expected
+
+
+@pytest.mark.parametrize("args", [(5, 7), (5, 12, 3), (0, 3), (5, 4, 1, 3), (2, 8, 1, 1, (1, 0))])
+def test_output_size_negative_is_an_error_naming_the_kernel(args):
+    with pytest.raises(ValueError, match=r"^kernel_size: the effective kernel extent"):
+        padding.output_size(*args)
+
+
+# --------------------------------------------------------------------------------------
+# Argument forms and SAME pads
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "data_format", "expected"),
+    [
+        (2, "NHWC", (1, 2, 2, 1)),
+        ([3], "NHWC", (1, 3, 3, 1)),
+        ((2, 3), "NHWC", (1, 2, 3, 1)),
+        ([1, 2, 3, 1], "NHWC", (1, 2, 3, 1)),
+        (2, "NCHW", (1, 1, 2, 2)),
+        ([2, 3], "NCHW", (1, 1, 2, 3)),
+        ([1, 1, 2, 3], "NCHW", (1, 1, 2, 3)),
+        (np.int64(4), "NHWC", (1, 4, 4, 1)),
+        (np.array([2, 3]), "NHWC", (1, 2, 3, 1)),
+    ],
+)
+def test_window_argument_forms(value, data_format, expected):
+    assert padding.normalize_strides(value, data_format) == expected
+    assert padding.normalize_dilations(value, data_format) == expected
+
+
+def test_dilations_none_means_one():
+    assert padding.normalize_dilations(None, "NCHW") == (1, 1, 1, 1)
+
+
+def test_every_strides_form_gives_tf_the_same_result():
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 5, size=(1, 9, 8, 2)).astype(np.float32)
+    w = rng.integers(-1, 2, size=(3, 2, 2, 3)).astype(np.float32)
+    forms = [[2, 3], [1, 2, 3, 1]]
+    results = [tf.nn.conv2d(x, w, f, "SAME", dilations=[2, 1]).numpy() for f in forms]
+    assert all(np.array_equal(r, results[0]) for r in results)
+    assert results[0].shape == padding.conv_output_shape(
+        x.shape, w.shape, [2, 3], "SAME", dilations=[2, 1]
+    )
+
+
+@given(
+    in_size=st.integers(0, 40),
+    kernel=st.integers(1, 9),
+    stride=st.integers(1, 6),
+    dilation=st.integers(1, 4),
+)
+@settings(max_examples=300, deadline=None)
+def test_same_pads_rule(in_size, kernel, stride, dilation):
+    before, after = padding.same_pads(in_size, kernel, stride, dilation)
+    out = padding.output_size(in_size, kernel, stride, dilation, "SAME")
+    effective = (kernel - 1) * dilation + 1
+    # out = ceil(in / stride), and the pads are the fewest that make the last window fit.
+    assert out * stride >= in_size > (out - 1) * stride or in_size == out == 0
+    assert after - before in (0, 1)  # the odd zero goes after (bottom/right)
+    if in_size:
+        assert (out - 1) * stride + effective <= in_size + before + after
+        if before + after:
+            assert (out - 1) * stride + effective == in_size + before + after
+    # SAME pads, written out explicitly, give the SAME output size.
+    assert padding.output_size(in_size, kernel, stride, dilation, (before, after)) == out or (
+        in_size == 0
+    )
+    assert padding.resolve_pads(in_size, kernel, stride, dilation, "SAME") == (before, after)
+    assert padding.resolve_pads(in_size, kernel, stride, dilation, "VALID") == (0, 0)
+
+
+def test_same_pads_examples():
+    # TensorFlow: the extra zero at the bottom; PyTorch/Caffe's symmetric
+    # padding=1 would put one on each side and use only the top one.
+    assert padding.same_pads(8, 3, stride=2) == (0, 1)
+    assert padding.same_pads(6, 2) == (0, 1)
+    assert padding.same_pads(5, 4) == (1, 2)
+    assert padding.same_pads(5, 3) == (1, 1)
+    assert padding.same_pads(3, 3, stride=5) == (0, 0)  # stride > input: no pad needed
+    assert padding.same_pads(2, 9) == (4, 4)  # kernel > input
+
+
+def test_the_second_seeds_shape():
+    # (1, 3, 3, 10) is read as kh=1, kw=3, in=3, out=10.
+    assert padding.conv_output_shape((1, 224, 224, 3), (1, 3, 3, 10), 1, "VALID") == (
+        1,
+        224,
+        222,
+        10,
+    )
+    assert padding.conv_output_shape((1, 224, 224, 3), (3, 3, 3, 10), 1, "VALID") == (
+        1,
+        222,
+        222,
+        10,
+    )
+
+
+def test_unknown_sizes_stay_unknown():
+    assert padding.conv_output_shape((None, None, 32, 3), (3, 3, 3, 8), 2, "SAME") == (
+        None,
+        None,
+        16,
+        8,
+    )
+    assert padding.output_size(None, 3) is None
+
+
+def test_spatial_and_effective_kernel_size():
+    assert padding.spatial((8, 32, 48, 3)) == (32, 48)
+    assert padding.spatial((8, 3, 32, 48), "NCHW") == (32, 48)
+    assert padding.effective_kernel_size(1, 5) == 1
+    assert padding.effective_kernel_size(4, 3) == 10
+
+
+# --------------------------------------------------------------------------------------
+# Errors name the argument, the value and what was expected
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (lambda: padding.normalize_strides([1, 2, 3]), r"^strides: .*\[1, 2, 3\] of length 3"),
+        (lambda: padding.normalize_strides(0), r"^strides: every entry must be a positive"),
+        (lambda: padding.normalize_strides([2, -1]), r"^strides: every entry must be a positive"),
+        (lambda: padding.normalize_strides(1.5), r"^strides: expected an int or a list"),
+        (lambda: padding.normalize_strides("2"), r"^strides: expected an int or a list"),
+        (lambda: padding.normalize_strides(True), r"^strides: expected an int or a list"),
+        (lambda: padding.normalize_strides([2, 1, 1, 1]), r"^strides: the batch and channel"),
+        (
+            lambda: padding.normalize_strides([1, 2, 2, 1], "NCHW"),
+            r"^strides: the batch and channel .* for NCHW",
+        ),
+        (lambda: padding.normalize_dilations([1, 2, 2, 2]), r"^dilations: the batch and channel"),
+        (lambda: padding.normalize_dilations([]), r"^dilations: .* of length 0"),
+        (lambda: padding.normalize_padding("same"), r"^padding: .*'same'.*requires upper case"),
+        (lambda: padding.normalize_padding("FULL"), r"^padding: expected 'SAME', 'VALID'"),
+        (lambda: padding.normalize_padding(3), r"^padding: expected 'SAME', 'VALID'"),
+        (lambda: padding.normalize_padding([[1, 2], [3, 4]]), r"^padding: expected a list of 4"),
+        (
+            lambda: padding.normalize_padding([[0, 0], [1, 2, 3], [0, 0], [0, 0]]),
+            r"^padding: expected a list of 4",
+        ),
+        (
+            lambda: padding.normalize_padding([[0, 0], [-1, 0], [0, 0], [0, 0]]),
+            r"^padding: every pad must be non-negative",
+        ),
+        (
+            lambda: padding.normalize_padding([[0, 0], [1.0, 0], [0, 0], [0, 0]]),
+            r"^padding: expected a list of 4",
+        ),
+        (
+            lambda: padding.normalize_padding([[1, 0], [0, 0], [0, 0], [0, 0]]),
+            r"^padding: the batch and channel pairs must be \[0, 0\]",
+        ),
+        (
+            lambda: padding.normalize_padding([[0, 0], [0, 0], [0, 0], [0, 1]]),
+            r"^padding: the batch and channel pairs .* for NHWC",
+        ),
+        (
+            lambda: padding.normalize_padding([[0, 0], [0, 1], [0, 0], [0, 0]], "NCHW"),
+            r"^padding: the batch and channel pairs .* for NCHW",
+        ),
+        (lambda: padding.normalize_data_format("nhwc"), r"^data_format: .*got 'nhwc'"),
+        (lambda: padding.normalize_data_format("channels_last"), r"^data_format: expected"),
+        (lambda: padding.same_pads(-1, 3), r"^in_size: expected a non-negative int, got -1"),
+        (lambda: padding.same_pads(5, 0), r"^kernel_size: expected a positive int, got 0"),
+        (lambda: padding.same_pads(5, 3, stride=0), r"^stride: expected a positive int, got 0"),
+        (lambda: padding.same_pads(5, 3, dilation=1.0), r"^dilation: expected a positive int"),
+        (lambda: padding.output_size(5, 3, padding="same"), r"^padding: expected 'SAME'"),
+        (lambda: padding.output_size(5, 3, padding=(-1, 0)), r"^padding: .*\(-1, 0\)"),
+        (lambda: padding.output_size(5, 3, padding=(1.5, 0)), r"^padding: .*\(1\.5, 0\)"),
+        (lambda: padding.output_size(5, 3, padding=[[1, 2]]), r"^padding: .*\[\[1, 2\]\]"),
+        (lambda: padding.output_size(None, 0), r"^kernel_size: expected a positive int"),
+        (lambda: padding.resolve_pads(5, 3, 1, 1, (1,)), r"^padding: .*\(1,\)"),
+        (lambda: padding.resolve_pads(5, 3, 1, 1, "EXPLICIT"), r"^padding: .*'EXPLICIT'"),
+        (
+            lambda: padding.conv_output_shape((5, 5, 3), (3, 3, 3, 1), 1, "SAME"),
+            r"^input: expected a rank-4 shape in NHWC order, got shape \(5, 5, 3\)",
+        ),
+        (
+            lambda: padding.conv_output_shape((1, 5, 5, 3), (3, 3, 3), 1, "SAME"),
+            r"^filters: expected a rank-4 shape",
+        ),
+        (
+            lambda: padding.conv_output_shape((1, 5, 5, 3), (0, 3, 3, 1), 1, "SAME"),
+            r"^filters: expected positive kernel sizes",
+        ),
+        (
+            lambda: padding.conv_output_shape((1, 5, 5, 4), (3, 3, 3, 1), 1, "SAME"),
+            r"^filters: the input's 4 channels must be a multiple .* in_depth 3",
+        ),
+        (
+            lambda: padding.conv_output_shape((1, 5, 5, 4), (3, 3, 2, 5), 1, "SAME"),
+            r"^filters: out_channels must be a multiple of the number of groups .* got 5",
+        ),
+        (
+            lambda: padding.conv_output_shape((1, 5, 5, 1), (7, 7, 1, 1), 1, "VALID"),
+            r"^kernel_size: .* negative \(-1\)",
+        ),
+        (
+            lambda: padding.conv_output_shape((1, 5, 5, 1), (3, 3, 1, 1), 1, "SAME", "NWHC"),
+            r"^data_format: .*'NWHC'",
+        ),
+    ],
+)
+def test_errors_name_the_argument(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()
