@@ -55,7 +55,7 @@ def image_grid(
     ncols: int | None = None,
     suptitle: str | None = None,
     cmap: str | None = None,
-    symmetric: bool = False,
+    symmetric: bool | Sequence[bool] = False,
     colorbar: bool = False,
     panel_size: float = 3.0,
     axis_labels: bool = True,
@@ -74,9 +74,10 @@ def image_grid(
         A title for the whole figure.
     cmap : str, optional
         Colour map for 2-D panels; default the style's gray.
-    symmetric : bool, optional
+    symmetric : bool or sequence of bool, optional
         Centre the colour scale of 2-D panels on zero (for signed feature
         maps such as edge responses), with a diverging map unless ``cmap``.
+        One flag per image mixes signed and unsigned panels in one figure.
     colorbar : bool, optional
         Add a colour bar to each 2-D panel.
     panel_size : float, optional
@@ -91,7 +92,8 @@ def image_grid(
     Raises
     ------
     ValueError
-        When ``images`` and ``titles`` differ in length or are empty.
+        When ``images`` and ``titles`` differ in length or are empty, or
+        ``symmetric`` is a sequence of another length.
 
     Examples
     --------
@@ -99,22 +101,35 @@ def image_grid(
     >>> len(fig.axes)
     2
     >>> plt.close(fig)
+    >>> fig = image_grid([np.eye(4), np.eye(4)], ["signed", "plain"], symmetric=[True, False])
+    >>> [tuple(float(v) for v in ax.images[0].get_clim()) for ax in fig.axes]
+    [(-1.0, 1.0), (0.0, 1.0)]
+    >>> plt.close(fig)
     """
     if len(images) != len(titles) or not images:
         raise ValueError(
             f"titles: expected one title per image ({len(images)} images), got {len(titles)}"
         )
+    if isinstance(symmetric, (bool, np.bool_)):
+        flags = [bool(symmetric)] * len(images)
+    else:
+        flags = [bool(flag) for flag in symmetric]
+        if len(flags) != len(images):
+            raise ValueError(
+                f"symmetric: expected a bool or one bool per image ({len(images)} images), "
+                f"got {len(flags)} flags"
+            )
     ncols = len(images) if ncols is None else ncols
     nrows = -(-len(images) // ncols)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows), squeeze=False
     )
-    for ax, image, title in zip(axes.flat, images, titles, strict=False):
+    for ax, image, title, signed in zip(axes.flat, images, titles, flags, strict=False):
         image = np.asarray(image)
         kwargs: dict[str, object] = {}
         if image.ndim == 2:
-            kwargs["cmap"] = cmap or ("RdBu_r" if symmetric else None)
-            if symmetric:
+            kwargs["cmap"] = cmap or ("RdBu_r" if signed else None)
+            if signed:
                 limit = float(np.max(np.abs(image))) or 1.0
                 kwargs.update(vmin=-limit, vmax=limit)
         shown = ax.imshow(image, **kwargs)
