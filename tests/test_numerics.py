@@ -1,0 +1,327 @@
+"""companion.numerics: formats, γ_n, the bounds (which must hold, adversarially) and the
+assertion's report."""
+
+from __future__ import annotations
+
+import math
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from companion import numerics
+from companion.numerics import (
+    assert_conv_close,
+    conv_error_bound,
+    dot_error_bound,
+    float_format,
+    gamma,
+    unit_roundoff,
+)
+from companion.numpy_conv import conv2d
+
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+FINFO = {
+    "float16": np.finfo(np.float16),
+    "float32": np.finfo(np.float32),
+    "float64": np.finfo(np.float64),
+    "bfloat16": ml_dtypes.finfo(ml_dtypes.bfloat16),
+}
+
+
+# --------------------------------------------------------------------------
+# Formats, u and γ_n
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(FINFO))
+def test_formats_agree_with_finfo(name):
+    info, fmt = FINFO[name], float_format(name)
+    assert fmt.unit_roundoff == float(info.eps) / 2 == unit_roundoff(name)
+    assert fmt.min_normal == float(info.tiny)
+    assert fmt.min_subnormal == float(info.smallest_subnormal)
+    assert fmt.max == float(info.max)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [np.float32, "float32", np.dtype("float32"), np.zeros(1, np.float32).dtype, "FLOAT32"],
+)
+def test_float_format_accepts_every_spelling(spelling):
+    assert float_format(spelling).name == "float32"
+
+
+def test_bfloat16_and_tf32():
+    assert float_format(BFLOAT16) is float_format("bfloat16")
+    assert unit_roundoff("bfloat16") == 2.0**-8
+    tf32 = float_format("tf32")
+    # 10 stored mantissa bits like float16, float32's exponent range.
+    assert tf32.unit_roundoff == unit_roundoff(np.float16)
+    assert tf32.min_normal == float_format(np.float32).min_normal
+
+
+@pytest.mark.parametrize("bad", [np.int32, "int8", np.complex64, "float128x", None, object])
+def test_float_format_rejects_other_types(bad):
+    with pytest.raises(ValueError, match=r"^dtype: "):
+        float_format(bad)
+
+
+def test_gamma():
+    u = 2.0**-24
+    assert gamma(0, np.float32) == 0.0
+    assert gamma(9, np.float32) == 9 * u / (1 - 9 * u)
+    assert gamma(2**24, np.float32) == math.inf  # n·u = 1: no guarantee
+    assert gamma(2**10, np.float16) == 1.0  # n·u = 1/2
+    values = gamma(np.array([1, 2, 3]), np.float64)
+    assert values.shape == (3,) and np.all(np.diff(values) > 0)
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(ValueError, match=r"^n: "):
+            gamma(bad, np.float32)
+
+
+# --------------------------------------------------------------------------
+# The dot-product bound holds, for every order and adversarial data
+# --------------------------------------------------------------------------
+
+
+def exact_dot(x: np.ndarray, y: np.ndarray) -> float:
+    """Σ x·y rounded once to float64 (the products of float32/16 values are exact in float64)."""
+    return math.fsum((x.astype(np.float64) * y.astype(np.float64)).tolist())
+
+
+def sequential(x, y, dtype):
+    """Left to right, every product and sum rounded to dtype."""
+    total = dtype.type(0)
+    for a, b in zip(x.astype(dtype), y.astype(dtype), strict=True):
+        total = dtype.type(total + dtype.type(a * b))
+    return total
+
+
+def pairwise(products, dtype):
+    if len(products) == 1:
+        return products[0]
+    half = len(products) // 2
+    return dtype.type(pairwise(products[:half], dtype) + pairwise(products[half:], dtype))
+
+
+def evaluations(x, y, dtype):
+    """Several orders of summation for the same dot product, all in dtype."""
+    products = [dtype.type(a * b) for a, b in zip(x, y, strict=True)]
+    yield sequential(x, y, dtype)
+    yield sequential(x[::-1], y[::-1], dtype)
+    order = np.argsort(np.abs(x.astype(np.float64) * y.astype(np.float64)))[::-1]
+    yield sequential(x[order], y[order], dtype)  # largest first: the worst for small terms
+    yield pairwise(products, dtype) if products else dtype.type(0)
+
+
+ADVERSARIAL = st.sampled_from(["normal", "cancel", "range", "tiny"])
+
+
+def make(rng, n, kind, dtype):
+    if kind == "normal":
+        x, y = rng.standard_normal(n), rng.standard_normal(n)
+    elif kind == "cancel":  # pairs that cancel to leave a small remainder
+        x = np.repeat(rng.standard_normal((n + 1) // 2), 2)[:n] * 1000
+        y = np.tile([1.0, -1.0], (n + 1) // 2)[:n] * (1 + rng.standard_normal(n) * 1e-4)
+    elif kind == "range":  # huge dynamic range
+        x = rng.standard_normal(n) * 2.0 ** rng.integers(-12, 13, n)
+        y = rng.standard_normal(n)
+    else:  # products at the bottom of the range: float16 subnormals
+        x, y = rng.standard_normal(n) * 2.0**-7, rng.standard_normal(n) * 2.0**-7
+    return x.astype(dtype), y.astype(dtype)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    kind=ADVERSARIAL,
+    name=st.sampled_from(["float16", "float32", "bfloat16"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_dot_error_bound_holds_for_every_order(n, kind, name, seed):
+    dtype = BFLOAT16 if name == "bfloat16" else np.dtype(name)
+    if name == "float16" and kind in ("cancel", "range"):
+        kind = "normal"  # stays far from float16's overflow
+    x, y = make(np.random.default_rng(seed), n, kind, dtype)
+    exact = exact_dot(x, y)
+    magnitude = math.fsum(np.abs(x.astype(np.float64) * y.astype(np.float64)).tolist())
+    bound = dot_error_bound(magnitude, n, dtype)
+    # fsum's answer is the exact sum rounded once to float64: allow that half ULP.
+    slack = abs(exact) * 2.0**-53
+    for computed in evaluations(x, y, dtype):
+        assert abs(float(computed) - exact) <= bound + slack
+
+
+def test_the_underflow_term_is_needed():
+    # 2**-13 · 2**-13 = 2**-26 is below half of float16's smallest subnormal (2**-24):
+    # the product rounds to 0, an absolute error that no relative bound covers.
+    x = np.float16([2.0**-13])
+    computed = float(sequential(x, x, np.dtype(np.float16)))
+    exact = 2.0**-26
+    assert computed == 0.0
+    bound = dot_error_bound(exact, 1, np.float16)
+    assert abs(computed - exact) <= bound
+    assert abs(computed - exact) > gamma(1, np.float16) * exact
+
+
+def test_wider_accumulation_adds_one_rounding_of_the_output():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal(500).astype(np.float16), rng.standard_normal(500).astype(np.float16)
+    computed = np.float16(sequential(x, y, np.dtype(np.float32)))
+    exact = exact_dot(x, y)
+    magnitude = math.fsum(np.abs(x.astype(np.float64) * y.astype(np.float64)).tolist())
+    wide = dot_error_bound(magnitude, 500, np.float16, accumulate_dtype=np.float32)
+    narrow = dot_error_bound(magnitude, 500, np.float16)
+    assert abs(float(computed) - exact) <= wide < narrow
+    # The output rounding term dominates: about u(float16)·|exact|.
+    assert wide >= unit_roundoff(np.float16) * abs(exact)
+
+
+def test_narrower_accumulation_rounds_the_operands_first():
+    # float32 data on a bfloat16 unit: operands rounded to bfloat16, products and sums too.
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal(64).astype(np.float32), rng.standard_normal(64).astype(np.float32)
+    computed = float(sequential(x, y, BFLOAT16))
+    exact = exact_dot(x, y)
+    magnitude = math.fsum(np.abs(x.astype(np.float64) * y.astype(np.float64)).tolist())
+    bound = dot_error_bound(magnitude, 64, np.float32, accumulate_dtype="bfloat16")
+    assert abs(computed - exact) <= bound
+    assert bound >= gamma(66, "bfloat16") * magnitude
+
+
+def test_dot_error_bound_arguments():
+    assert dot_error_bound(0.0, 0, np.float32) == 0.0
+    assert dot_error_bound(np.ones((2, 3)), 5, np.float32).shape == (2, 3)
+    assert dot_error_bound(1.0, 2**24, np.float32) == math.inf
+    with pytest.raises(ValueError, match=r"^magnitude: "):
+        dot_error_bound(-1.0, 3, np.float32)
+    with pytest.raises(ValueError, match=r"^n: "):
+        dot_error_bound(1.0, 2.5, np.float32)
+    with pytest.raises(ValueError, match=r"^dtype: "):
+        dot_error_bound(1.0, 3, np.int32)
+
+
+# --------------------------------------------------------------------------
+# conv_error_bound
+# --------------------------------------------------------------------------
+
+
+def python_conv(x, w, dtype):
+    """A direct NHWC, VALID, stride-1 convolution with every operation rounded to dtype."""
+    n, h, wd, _ = x.shape
+    kh, kw, _, k = w.shape
+    out = np.zeros((n, h - kh + 1, wd - kw + 1, k))
+    for b in range(n):
+        for i in range(h - kh + 1):
+            for j in range(wd - kw + 1):
+                for o in range(k):
+                    window = x[b, i : i + kh, j : j + kw, :].reshape(-1)
+                    out[b, i, j, o] = sequential(window, w[..., o].reshape(-1), dtype)
+    return out
+
+
+def test_conv_error_bound_is_the_dot_bound_of_conv_abs():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 6, 5, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 4)).astype(np.float32)
+    bound = conv_error_bound(x, w, 1, "VALID")
+    magnitude = conv2d(np.abs(x.astype(np.float64)), np.abs(w.astype(np.float64)), 1, "VALID")
+    expected = gamma(18, np.float32) * magnitude
+    assert bound.shape == (2, 4, 4, 4) and bound.dtype == np.float64
+    assert np.all(bound >= expected) and np.allclose(bound, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", ["float16", "float32"])
+def test_conv_error_bound_holds_for_a_sequential_evaluation(name):
+    rng = np.random.default_rng(4)
+    dtype = np.dtype(name)
+    x = rng.standard_normal((1, 5, 5, 4)).astype(dtype)
+    w = rng.standard_normal((3, 3, 4, 2)).astype(dtype)
+    desired = conv2d(x.astype(np.float64), w.astype(np.float64), 1, "VALID")
+    bound = conv_error_bound(x, w, 1, "VALID") + conv_error_bound(
+        x.astype(np.float64), w.astype(np.float64), 1, "VALID"
+    )
+    ratio = assert_conv_close(python_conv(x, w, dtype), desired, bound)
+    assert 0 < ratio <= 1
+
+
+def test_conv_error_bound_converts_the_filters_and_takes_the_conv2d_arguments():
+    x = np.ones((1, 4, 4, 2), np.float16)
+    w = np.full((2, 2, 1, 4), 0.1)  # float64, converted to float16 as conv2d does
+    bound = conv_error_bound(x, w, [1, 2], "SAME", dilations=1)
+    assert bound.shape == (1, 4, 2, 4)
+    wider = conv_error_bound(x, w, [1, 2], "SAME", accumulate_dtype=np.float32)
+    assert np.all(wider < bound)
+    nchw = conv_error_bound(x.transpose(0, 3, 1, 2), w, [1, 2], "SAME", "NCHW")
+    np.testing.assert_array_equal(nchw, bound.transpose(0, 3, 1, 2))
+    with pytest.raises(ValueError, match=r"^input: "):
+        conv_error_bound(x.astype(np.int32), w, 1, "SAME")
+    with pytest.raises(ValueError, match=r"^padding: "):
+        conv_error_bound(x, w, 1, "FULL")
+
+
+# --------------------------------------------------------------------------
+# assert_conv_close
+# --------------------------------------------------------------------------
+
+
+def test_assert_conv_close_passes_and_returns_the_largest_ratio():
+    desired = np.array([[1.0, -2.0], [0.0, 4.0]])
+    actual = desired + np.array([[1e-7, 0.0], [-3e-7, 0.0]])
+    ratio = assert_conv_close(actual.astype(np.float32), desired, 1e-6)
+    assert 0.25 < ratio < 0.35
+    assert assert_conv_close(desired, desired, 0.0) == 0.0
+    assert assert_conv_close(np.zeros((0, 3)), np.zeros((0, 3)), 1.0) == 0.0
+
+
+def test_assert_conv_close_reports_count_error_ratio_and_place():
+    desired = np.zeros((2, 3, 4))
+    actual = desired.copy()
+    actual[1, 2, 3] = 5e-3  # the largest error
+    actual[0, 1, 2] = 2e-3  # a larger ratio: its bound is tighter
+    bound = np.full(desired.shape, 1e-3)
+    bound[0, 1, 2] = 1e-4
+    with pytest.raises(AssertionError) as caught:
+        assert_conv_close(actual, desired, bound)
+    message = str(caught.value)
+    assert "2 of 24 elements" in message
+    assert "largest error 0.005 at index (1, 2, 3), 5 × its bound 0.001" in message
+    assert "largest ratio 0.002 at index (0, 1, 2), 20 × its bound 0.0001" in message
+
+
+def test_assert_conv_close_special_values():
+    desired = np.array([np.inf, -np.inf, np.nan, 1.0])
+    assert_conv_close(desired.astype(np.float32), desired, 0.0)
+    for wrong in (
+        [np.inf, np.inf, np.nan, 1.0],
+        [np.inf, -np.inf, 0.0, 1.0],
+        [np.inf, -np.inf, np.nan, np.nan],
+    ):
+        with pytest.raises(AssertionError, match="1 of 4 elements"):
+            assert_conv_close(np.array(wrong), desired, 1.0)
+
+
+def test_assert_conv_close_checks_its_arguments():
+    with pytest.raises(ValueError, match=r"^desired: .*float32"):
+        assert_conv_close(np.zeros(3), np.zeros(3, np.float32), 1.0)
+    with pytest.raises(AssertionError, match="shapes differ"):
+        assert_conv_close(np.zeros(3), np.zeros(4), 1.0)
+    with pytest.raises(ValueError, match=r"^bound: "):
+        assert_conv_close(np.zeros(3), np.zeros(3), np.ones(2))
+    for bad in (-1.0, np.nan):
+        with pytest.raises(ValueError, match=r"^bound: "):
+            assert_conv_close(np.zeros(3), np.zeros(3), bad)
+
+
+def test_public_api():
+    assert set(numerics.__all__) == {
+        "FloatFormat",
+        "assert_conv_close",
+        "conv_error_bound",
+        "dot_error_bound",
+        "float_format",
+        "gamma",
+        "unit_roundoff",
+    }
