@@ -12,6 +12,8 @@ have built it up in the open:
   from Python loops to im2col, with TensorFlow's exact semantics (chapter 5).
 - :mod:`companion.numerics`: unit roundoff, ``γ_n`` and the rounding-error bounds
   that every floating-point comparison in the book uses (chapters 5 and 6).
+- :mod:`companion.keras_vs_op`: a Keras ``Conv2D`` layer computed with
+  ``tf.nn.conv2d``, a bias and its activation (chapter 3).
 - :mod:`companion.layers`: ``NNConv2D``, a learnable Keras layer over ``tf.nn.conv2d``
   with ``Conv2D``'s arguments, strides together with dilation, and saving (chapter 4).
 - :mod:`companion.data`: Fashion-MNIST through Keras' loader when cached, else
