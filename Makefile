@@ -14,7 +14,6 @@ NOTEBOOKS ?= $(sort $(wildcard book/*.ipynb))
 NBVAL := $(BIN)/pytest --nbval --nbval-current-env \
          --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider book
 
-export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 .PHONY: help env test lint unit nbval book site-test execute setup-cells clean
