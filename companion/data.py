@@ -52,19 +52,17 @@ _IDX_UBYTE = 0x08  # the IDX type code of unsigned bytes
 
 
 class Dataset(NamedTuple):
-    """A small image-classification data set.
+    """A small image-classification data set: its name, then ``(x, y)`` for training and test.
 
-    Attributes
-    ----------
-    name : str
-        ``"fashion_mnist"`` or ``"digits"``.
-    train, test : tuple of (ndarray, ndarray)
-        ``(x, y)``: float32 images of shape ``(n, 28, 28, 1)`` with values in
-        [0, 1], and int64 labels in 0..9 of shape ``(n,)``.
+    Images are float32 arrays of shape ``(n, 28, 28, 1)`` with values in [0, 1];
+    labels are int64 arrays of shape ``(n,)`` with values 0..9.
     """
 
+    #: ``"fashion_mnist"`` or ``"digits"``: which data set this is.
     name: str
+    #: ``(x_train, y_train)``.
     train: tuple[np.ndarray, np.ndarray]
+    #: ``(x_test, y_test)``.
     test: tuple[np.ndarray, np.ndarray]
 
 
