@@ -20,9 +20,9 @@ currently only supports the NHWC tensor format on the CPU"), while the oneDNN
 kernels (for float32 and bfloat16) and GPUs do. A ``"channels_first"``
 layer therefore calls ``tf.nn.conv2d(..., data_format="NCHW")`` where that
 exists (:func:`native_nchw_available`), and otherwise transposes its input to
-NHWC, convolves, and transposes back. Both give the same numbers on the oneDNN path (transposing moves values,
-it does not round them), so the choice changes which inputs work, never the
-result. ``keras.layers.Conv2D`` itself has no such fallback: with
+NHWC, convolves, and transposes back. Transposing moves values without
+rounding them, and on the oneDNN path the tests find both routes bitwise
+equal. ``keras.layers.Conv2D`` itself has no such fallback: with
 ``"channels_first"`` it fails on the reference CPU path.
 
 **Gradients.** On the oneDNN path (TensorFlow's default on x86 CPUs) gradients
