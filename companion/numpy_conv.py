@@ -23,8 +23,8 @@ Methods (``method=``), all giving the same answer within that bound:
 - ``"auto"``: the fastest correct choice for the shape.
 
 Methods are pluggable: :data:`STRATEGIES` maps a name to a function of the
-unpadded NHWC input, the filters and a :class:`Geometry`; ``"auto"`` asks
-:func:`choose_method`.
+unpadded NHWC input, the filters and a :class:`Geometry` (from
+:func:`conv_geometry`); ``"auto"`` asks :func:`choose_method`.
 
 The gradients :func:`conv2d_backprop_input` and
 :func:`conv2d_backprop_filter` are convolutions too, and run through the same
@@ -56,6 +56,7 @@ __all__ = [
     "conv2d",
     "conv2d_backprop_filter",
     "conv2d_backprop_input",
+    "conv_geometry",
 ]
 
 #: The dtypes ``tf.nn.conv2d`` and ``conv2d_backprop_input`` accept (their ops' type list).
@@ -114,7 +115,7 @@ class Geometry:
 
     @property
     def terms(self) -> int:
-        """Products summed into each output: ``kh·kw·in_depth``."""
+        """The number of products summed into each output, ``kh·kw·in_depth``."""
         return self.kernel_height * self.kernel_width * self.in_depth
 
     @property
@@ -224,6 +225,45 @@ def _geometry(
     )
 
 
+def conv_geometry(
+    input_shape: Sequence[int],
+    filter_shape: Sequence[int],
+    strides: int | Sequence[int],
+    padding: str | Sequence[Sequence[int]],
+    data_format: str = "NHWC",
+    dilations: int | Sequence[int] | None = None,
+) -> Geometry:
+    """Check the arguments of a ``tf.nn.conv2d`` call and resolve its sizes.
+
+    Parameters
+    ----------
+    input_shape, filter_shape : sequence of 4 ints
+        The shapes of ``input`` (in ``data_format`` order) and ``filters``.
+    strides, padding, data_format, dilations
+        As for :func:`conv2d`.
+
+    Returns
+    -------
+    Geometry
+        In NHWC terms, whatever ``data_format``.
+
+    Raises
+    ------
+    ValueError
+        For any argument :func:`conv2d` rejects.
+
+    Examples
+    --------
+    >>> g = conv_geometry((8, 3, 32, 32), (3, 3, 3, 16), 2, "SAME", "NCHW")
+    >>> g.output_shape, g.pads, g.terms
+    ((8, 16, 16, 16), ((0, 1), (0, 1)), 27)
+    """
+    data_format = tfpad.normalize_data_format(data_format)
+    return _geometry(
+        tuple(input_shape), tuple(filter_shape), strides, padding, data_format, dilations
+    )
+
+
 def _check_method(method: str) -> str:
     if method not in STRATEGIES and method != "auto":
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
@@ -329,8 +369,7 @@ def choose_method(geometry: Geometry) -> str:
 
     Examples
     --------
-    >>> from companion.numpy_conv import _geometry
-    >>> choose_method(_geometry((1, 8, 8, 3), (3, 3, 3, 4), 1, "SAME", "NHWC", None))
+    >>> choose_method(conv_geometry((1, 8, 8, 3), (3, 3, 3, 4), 1, "SAME"))
     'im2col'
     """
     return "im2col"

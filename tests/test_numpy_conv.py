@@ -280,6 +280,12 @@ def test_conv2d_nchw_matches_the_default_path(default, config):
     # Only the default (oneDNN) path has an NCHW forward on the CPU; it returns wrongly
     # shaped results for empty outputs, which the reference-kernel test covers.
     assume(nonempty(config))
+    # TensorFlow 2.21's oneDNN float32 forward returns zeros or garbage for some batches of
+    # two or more with strides (1, s > 1) and an output one column wide, in NHWC as well
+    # as NCHW (the reference kernels are right): leave that corner to the reference test.
+    geometry = numpy_conv.conv_geometry(config.input_shape, config.filter_shape, **config.args)
+    sh, sw = geometry.strides
+    assume(not (config.batch > 1 and sh == 1 and sw > 1 and geometry.out_width == 1))
     x, w = config.arrays(config.input_shape, config.filter_shape)
     [tf_out] = default.call([("conv2d", {"input": x, "filters": w, **config.args})])
     assert tf_out[0] == "ok", tf_out
@@ -368,7 +374,9 @@ def test_gradients_match_gradient_tape(default, config):
         assert (dx.shape, dx.dtype, dw.shape, dw.dtype) == (x.shape, x.dtype, w.shape, w.dtype)
         assert_conv_close(dx, desired_dx, ours_bounds[0])
         assert_conv_close(dw, desired_dw, ours_bounds[1])
-    if tape[0] == "ok":
+    # TensorFlow 2.21's oneDNN bfloat16 NCHW filter gradient can return garbage (inf, 1e27)
+    # for tiny inputs with padding, so TensorFlow's own result is held to the bound elsewhere.
+    if tape[0] == "ok" and not (config.dtype == "bfloat16" and config.data_format == "NCHW"):
         tf_dx, tf_dw = tape[1]
         tf_bounds = gradient_bounds(config, x, w, dy)
         assert (tf_dx.dtype, tf_dw.dtype) == (x.dtype, w.dtype)
@@ -727,7 +735,17 @@ def test_an_input_without_channels_gives_zeros_as_the_reference_kernel(reference
 
 
 def test_auto_uses_a_registered_strategy():
-    geometry = numpy_conv._geometry((2, 8, 8, 4), (3, 3, 2, 6), 2, "SAME", "NHWC", None)
+    geometry = numpy_conv.conv_geometry((2, 8, 8, 4), (3, 3, 2, 6), 2, "SAME")
     assert numpy_conv.choose_method(geometry) in numpy_conv.STRATEGIES
     assert set(METHODS) == {"auto", *numpy_conv.STRATEGIES}
     assert (geometry.groups, geometry.terms, geometry.pads) == (2, 18, ((0, 1), (0, 1)))
+    assert geometry.output_shape == (2, 4, 4, 6) and geometry.effective_kernel == (3, 3)
+    # Every strategy computes the same thing from a geometry, within the bound.
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 8, 8, 4)), rng.standard_normal((3, 3, 2, 6))
+    desired = conv2d(x, w, 2, "SAME", method="loops")
+    bound = 2 * conv_error_bound(x, w, 2, "SAME")
+    for strategy in numpy_conv.STRATEGIES.values():
+        assert_conv_close(strategy(x, w, geometry), desired, bound)
+    with pytest.raises(ValueError, match=r"^padding: "):
+        numpy_conv.conv_geometry((2, 8, 8, 4), (3, 3, 2, 6), 2, "same")
