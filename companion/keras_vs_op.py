@@ -26,10 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["conv2d_layer_as_op", "op_arguments"]
+from companion.layers import to_tf_data_format
 
-# Keras' data_format names and TensorFlow's.
-_TF_DATA_FORMAT = {"channels_last": "NHWC", "channels_first": "NCHW"}
+__all__ = ["conv2d_layer_as_op", "op_arguments"]
 
 
 def _check_conv2d(layer: object) -> Any:
@@ -77,7 +76,7 @@ def op_arguments(layer: Any) -> dict[str, object]:
     return {
         "strides": tuple(int(s) for s in layer.strides),
         "padding": str(layer.padding).upper(),
-        "data_format": _TF_DATA_FORMAT[layer.data_format],
+        "data_format": to_tf_data_format(layer.data_format),
         "dilations": tuple(int(d) for d in layer.dilation_rate),
     }
 
