@@ -88,8 +88,8 @@ def test_ends_with_a_summary_and_three_to_five_executed_exercises(path):
     assert 3 <= len(solutions) <= 5, f"{path.name}: {len(solutions)} exercise solutions"
     for solution in solutions:
         source = "".join(solution["source"])
-        assert "hide-input" in solution["metadata"].get("tags", []), (
-            f"{path.name}: a solution is not hidden (tag it hide-input): {source[:60]!r}"
+        assert "hide-cell" in solution["metadata"].get("tags", []), (
+            f"{path.name}: a solution is not collapsed (tag it hide-cell): {source[:60]!r}"
         )
         assert "assert" in source, f"{path.name}: a solution asserts nothing: {source[:60]!r}"
         assert solution["execution_count"] is not None, f"{path.name}: a solution never ran"
