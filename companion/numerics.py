@@ -1337,8 +1337,62 @@ def _compensated(x: np.ndarray, w: np.ndarray, geometry) -> np.ndarray:
     return np.concatenate(blocks, axis=3)
 
 
-def _exact(x: np.ndarray, w: np.ndarray, geometry, chunk_terms: int = 2_000_000) -> np.ndarray:
-    """The exactly rounded convolution, NHWC, by :func:`math.fsum` per output."""
+def _exact(x: np.ndarray, w: np.ndarray, geometry) -> np.ndarray:
+    """The exactly rounded convolution, NHWC.
+
+    For float16, bfloat16 and float32 data the products are exact in float64, and a float64
+    convolution (in any order) is within ``γ_n(float64)·conv(|x|, |w|)`` of the exact sum:
+    where that interval lies inside one rounding interval of the target format, rounding
+    the float64 result gives the exactly rounded one. The few other outputs (and every
+    float64 output) are summed exactly with :func:`math.fsum`.
+    """
+    if x.dtype == np.float64:
+        return _exact_by_fsum(x, w, geometry)
+    from companion import numpy_conv
+
+    (top, bottom), (left, right) = geometry.pads
+    args = {
+        "strides": list(geometry.strides),
+        "padding": [[0, 0], [top, bottom], [left, right], [0, 0]],
+        "dilations": list(geometry.dilations),
+    }
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    value = numpy_conv.conv2d(x64, w64, **args)
+    magnitude = numpy_conv.conv2d(np.abs(x64), np.abs(w64), **args)
+    g = gamma(geometry.terms, np.float64)
+    # The float64 error, from above, allowing for the rounding of these very formulas.
+    slack = g / (1 - g) * magnitude * (1 + 2.0**-40) + 2.0**-1000
+    rounded = _cast(value, x.dtype)
+    below = _next_float(rounded, np.full(rounded.shape, -1)).astype(np.float64)
+    above = _next_float(rounded, np.full(rounded.shape, 1)).astype(np.float64)
+    centre = rounded.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        safe = (
+            np.isfinite(above)
+            & np.isfinite(below)
+            & (value - (centre + below) / 2 > slack * (1 + 2.0**-40))
+            & ((centre + above) / 2 - value > slack * (1 + 2.0**-40))
+        )
+    unsafe = np.argwhere(~safe)
+    if len(unsafe):
+        rounded[tuple(unsafe.T)] = _exact_outputs(x, w, geometry, unsafe)
+    return rounded
+
+
+def _exact_outputs(x: np.ndarray, w: np.ndarray, geometry, where: np.ndarray) -> np.ndarray:
+    """The exactly rounded outputs at the given NHWC indices, by :func:`math.fsum`."""
+    view = _windows(x, geometry)  # (n, h, w, channels, kh, kw)
+    depth, per_group = geometry.in_depth, geometry.out_channels // geometry.groups
+    b, i, j, k = where.T
+    channels = (k // per_group)[:, np.newaxis] * depth + np.arange(depth)
+    windows = view[b[:, np.newaxis], i[:, np.newaxis], j[:, np.newaxis], channels]
+    terms = windows.transpose(0, 2, 3, 1).reshape(len(where), -1).astype(np.float64)
+    weights = w[..., k].transpose(3, 0, 1, 2).reshape(len(where), -1).astype(np.float64)
+    return _exact_sums(terms * weights, x.dtype)
+
+
+def _exact_by_fsum(x: np.ndarray, w: np.ndarray, geometry, chunk_terms: int = 2_000_000):
+    """The exactly rounded convolution, NHWC, by :func:`math.fsum` for every output."""
     n_out, height, width, _ = geometry.output_shape
     groups, depth = geometry.groups, geometry.in_depth
     kh, kw = geometry.kernel_height, geometry.kernel_width
