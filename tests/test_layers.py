@@ -476,6 +476,52 @@ def test_keras_file_round_trip_gives_identical_predictions(tmp_path):
         assert np.array_equal(saved, restored)
 
 
+def test_loading_in_a_fresh_process_needs_companion_layers_imported(tmp_path):
+    # Chapter 4: the file names the class companion>NNConv2D; Keras finds it only once the
+    # module that registers it has been imported.
+    path = tmp_path / "model.keras"
+    small_model(seed=2).save(path)
+    code = f"""
+import json
+import keras
+
+try:
+    keras.saving.load_model({str(path)!r})
+    before = "loaded"
+except TypeError as error:
+    before = str(error)
+import companion.layers
+
+after = type(keras.saving.load_model({str(path)!r}).layers[0]).__name__
+print(json.dumps([before, after]))
+"""
+    before, after = run_python(code).json()
+    assert "Could not locate class 'NNConv2D'" in before
+    assert after == "NNConv2D"
+
+
+def test_add_weight_variables_are_autocast_inside_call_only():
+    # Chapter 4: under a mixed policy Keras hands add_weight variables to `call` in the
+    # compute dtype, which is why NNConv2D's explicit cast is optional; a direct call of
+    # `call` gets float32 variables.
+    class Plain(keras.layers.Layer):
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(3, 3, input_shape[-1], 2), name="kernel")
+
+        def call(self, inputs):
+            return tf.nn.conv2d(inputs, self.kernel, 1, "VALID")
+
+    x = random((1, 6, 6, 1))
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        layer = Plain()
+        assert layer(x).dtype == tf.float16 and layer.kernel.dtype == "float32"
+        with pytest.raises(ValueError, match="float16"):
+            layer.call(tf.cast(x, tf.float16))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
 def test_to_tf_data_format_rejects_unknown_names():
     assert to_tf_data_format(None) == to_tf_data_format(keras.config.image_data_format())
     with pytest.raises(ValueError, match="data_format"):
@@ -514,6 +560,7 @@ facts["dilated_equals_tf"] = bool(np.array_equal(y.numpy(), reference.numpy()))
 facts["dilated_gradient"] = gradient(dilated, x)
 facts["grouped_gradient"] = gradient(NNConv2D(6, 3, groups=2), x)
 facts["conv2d_dilated_gradient"] = gradient(keras.layers.Conv2D(6, 3, dilation_rate=2), x)
+facts["conv2d_grouped_gradient"] = gradient(keras.layers.Conv2D(6, 3, groups=2), x)
 
 conv = keras.layers.Conv2D(6, 3, strides=2, padding="same")
 conv.build(x.shape)
@@ -557,7 +604,9 @@ def test_gradients_for_dilation_and_groups_exist_on_the_onednn_path(path_facts):
 
 
 def test_reference_path_has_no_gradient_for_dilation_or_groups(path_facts):
-    # Conv2D's dilated convolution is an undilated one on rearranged data, so it trains.
+    # Conv2D's dilated convolution is an undilated one on rearranged data, and its grouped
+    # convolution is compiled with XLA: both train where NNConv2D's cannot (chapter 4).
     assert path_facts[False]["conv2d_dilated_gradient"] is True
+    assert path_facts[False]["conv2d_grouped_gradient"] is True
     assert "dilation rates larger than 1" in path_facts[False]["dilated_gradient"]
     assert "grouped convolutions" in path_facts[False]["grouped_gradient"]
