@@ -35,6 +35,7 @@ def chapter_facts() -> dict:
     asserts is recomputed here from scratch, not copied from the notebook.
     """
     import logging
+    import traceback
     import warnings
 
     import keras
@@ -131,6 +132,13 @@ def chapter_facts() -> dict:
         facts["float64 model predict"]["within pixel-rounding bound"] = str(error)
     by_dataset = model_64.predict(tf.data.Dataset.from_tensors(batch), verbose=0)
     facts["float64 model predict on a Dataset == op"] = bool(np.array_equal(by_dataset, by_op))
+    facts["float64 model routes"] = {
+        "predict(tensor) == op of float32-rounded batch": bool(
+            np.array_equal(model_64.predict(tf.constant(batch), verbose=0), pixels_only)
+        ),
+        "predict_on_batch == op": bool(np.array_equal(model_64.predict_on_batch(batch), by_op)),
+        "model call == op": bool(np.array_equal(model_64(batch).numpy(), by_op)),
+    }
 
     # Remedy 3: set_floatx after the first layer; then the dtype policy too; restore both.
     saved_floatx, saved_policy = keras.config.floatx(), keras.config.dtype_policy()
@@ -205,9 +213,12 @@ def chapter_facts() -> dict:
     # strides > 1 with dilation > 1: Keras refuses, tf.nn.conv2d accepts.
     try:
         keras.layers.Conv2D(1, 3, strides=2, dilation_rate=2)
-        facts["keras refusal"] = None
+        facts["keras refusal"] = facts["keras refusal raised in"] = None
     except ValueError as error:
         facts["keras refusal"] = str(error)
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        where = Path(frame.filename).relative_to(Path(keras.__file__).parent.parent)
+        facts["keras refusal raised in"] = [where.as_posix(), frame.name]
     try:
         result = tf.nn.conv2d(batch_32, filters, strides=2, padding="SAME", dilations=2)
         facts["op strides+dilations shape"] = list(result.shape)
@@ -234,9 +245,22 @@ def chapter_facts() -> dict:
             within = True
         except AssertionError as error:
             within = str(error)
+        # The three terms' largest values, and where the error exceeds the output term alone.
+        x64_hat, w64_hat = x_hat.astype(np.float64), w_hat.astype(np.float64)
+        rounded = tf.nn.conv2d(np.abs(x64_hat), np.abs(w64_hat), 1, "SAME").numpy()
+        output_term = numerics.unit_roundoff(layer_m.compute_dtype) * rounded
+        error = np.abs(tf.cast(output, tf.float64).numpy() - by_op)
         mixed[policy] = {
             "dtypes": [layer_m.variable_dtype, layer_m.compute_dtype, output.dtype.name],
             "within bound": within,
+            "largest terms": {
+                "inputs": float(
+                    (numerics.gamma(2, layer_m.compute_dtype) * magnitude.numpy()).max()
+                ),
+                "sum": float((numerics.gamma(147, "float32") * rounded).max()),
+                "output": float(output_term.max()),
+            },
+            "share above the output term": float(np.mean(error > output_term)),
         }
     facts["mixed"] = mixed
     return facts
@@ -354,6 +378,16 @@ def test_float64_layer_remedy_and_predicts_own_cast(facts):
     assert f["float64 model predict on a Dataset == op"], _claim(
         "predict on a tf.data.Dataset skips that cast (exercise 3)", path
     )
+    assert f["float64 model routes"] == {
+        "predict(tensor) == op of float32-rounded batch": True,
+        "predict_on_batch == op": True,
+        "model call == op": True,
+    }, _claim(
+        "predict converts a tensor to floatx too, while predict_on_batch and a model call "
+        "pass the float64 batch through",
+        path,
+        f["float64 model routes"],
+    )
 
 
 def test_set_floatx_after_the_first_layer_needs_the_dtype_policy(facts):
@@ -408,6 +442,14 @@ def test_keras_refuses_strides_with_dilation_but_the_op_accepts(facts):
     assert refusal is not None and refusal.startswith(
         "`strides > 1` not supported in conjunction with `dilation_rate > 1`"
     ), _claim("Conv2D(strides=2, dilation_rate=2) raises the quoted ValueError", path, refusal)
+    assert f["keras refusal raised in"] == [
+        "keras/src/layers/convolutional/base_conv.py",
+        "__init__",
+    ], _claim(
+        "Keras raises the refusal in its own convolution constructor (BaseConv.__init__)",
+        path,
+        f["keras refusal raised in"],
+    )
     assert f["op strides+dilations shape"] == f["expected strides+dilations shape"], _claim(
         "tf.nn.conv2d accepts strides=2 with dilations=2 on the CPU",
         path,
@@ -430,6 +472,18 @@ def test_mixed_precision_dtypes_and_bound(facts, policy):
         "and rounded to 16 bits",
         path,
         result["within bound"],
+    )
+    largest = result["largest terms"]
+    assert largest["inputs"] > 1.9 * largest["output"] > 19 * largest["sum"], _claim(
+        f"under {policy} the input-rounding term is about twice the output-rounding term, "
+        "and both dwarf the float32 summation term",
+        path,
+        largest,
+    )
+    assert result["share above the output term"] > 0, _claim(
+        f"under {policy} some pixels err by more than the output rounding alone allows",
+        path,
+        result["share above the output term"],
     )
 
 
