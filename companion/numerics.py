@@ -29,7 +29,8 @@ Worst-case bounds are pessimistic: rounding errors typically grow like
   :func:`bound_probability`;
 - summation in several orders, with their bounds: :func:`summation`
   (sequential, pairwise, Kahan, float64-accumulated, exactly rounded) and
-  :func:`summation_error_bound`;
+  :func:`summation_error_bound`; :func:`fma_dot`, the chain of fused
+  multiply-adds that BLAS and oneDNN kernels evaluate;
 - an accurate convolution: :func:`accurate_conv2d` (float64 accumulation, a
   compensated dot product in working precision, or the exactly rounded
   result), with :func:`conv_magnitude` and :func:`compensated_error_bound`.
@@ -59,6 +60,7 @@ __all__ = [
     "conv_magnitude",
     "dot_error_bound",
     "float_format",
+    "fma_dot",
     "gamma",
     "probabilistic_error_bound",
     "probabilistic_gamma",
@@ -999,6 +1001,78 @@ def summation(values: np.ndarray, method: str = "sequential", *, axis: int = -1)
         return np.asarray(total, dtype)[()]
     rows = np.moveaxis(moved, 0, -1).astype(np.float64).reshape(-1, moved.shape[0])
     return _exact_sums(rows, dtype).reshape(moved.shape[1:])[()]
+
+
+def _round_sum(high: np.ndarray, low: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Round ``high + low`` (float64, ``|low|`` at most half an ULP of ``high``) once to ``dtype``.
+
+    Rounding ``high`` alone is right unless ``high`` is exactly halfway between two
+    neighbours of ``dtype``; then the sign of ``low`` decides.
+    """
+    rounded = _cast(high, dtype)
+    back = rounded.astype(np.float64)
+    side = np.where(high > back, 1, -1)
+    other = _next_float(rounded, side).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        tie = (back != high) & np.isfinite(back) & ((back + other) / 2 == high) & (low != 0)
+    if np.any(tie):
+        toward = np.where(low > 0, 1, -1)
+        moved = np.where(toward == side, _next_float(rounded, side), rounded)
+        rounded = np.where(tie, moved, rounded)
+    return rounded
+
+
+def fma_dot(x: np.ndarray, y: np.ndarray, *, axis: int = -1) -> np.ndarray:
+    """The dot product as a chain of fused multiply-adds, ``s ← fl(s + x_i·y_i)``, in order.
+
+    This is how BLAS matrix-product kernels and oneDNN's convolutions evaluate each
+    output on current CPUs: one rounding per term (the product is not rounded on its
+    own), left to right along the summed dimension, in the arrays' own format. A NumPy
+    expression such as ``(x * y).sum()`` rounds each product first, then adds: a
+    different result in the last bits. Every step is emulated exactly: the product of
+    two float16, bfloat16 or float32 numbers is exact in float64, the sum is split
+    into a float64 value and its exact error (TwoSum), and both decide the rounding.
+
+    Parameters
+    ----------
+    x, y : array_like
+        float16, bfloat16 or float32, of one dtype, broadcast against each other.
+    axis : int, optional
+        The axis to sum along.
+
+    Returns
+    -------
+    ndarray or scalar
+        Of the operands' dtype, with ``axis`` removed.
+
+    Raises
+    ------
+    ValueError
+        For float64 operands (their products are not exact in float64) or operands
+        of different dtypes.
+
+    Examples
+    --------
+    >>> x = np.float32([1.0, 1.0 + 2.0**-12])
+    >>> y = np.float32([-1.0 - 2.0**-11, 1.0 + 2.0**-12])
+    >>> float(fma_dot(x, y)) == 2.0**-24                     # the exact value
+    True
+    >>> float(summation(x * y))                              # products rounded first
+    0.0
+    """
+    a, b = _float_array(x, "x"), _float_array(y, "y")
+    if a.dtype != b.dtype:
+        raise ValueError(f"y: expected the dtype of x ({a.dtype}), got {b.dtype}")
+    if a.dtype == np.float64:
+        raise ValueError("x: expected float16, bfloat16 or float32 (exact products in float64)")
+    a, b = np.broadcast_arrays(a, b)
+    a, b = np.moveaxis(a, axis, 0), np.moveaxis(b, axis, 0)
+    total = np.zeros(a.shape[1:], a.dtype)
+    for left, right in zip(a, b, strict=True):
+        product = left.astype(np.float64) * right.astype(np.float64)  # exact
+        high, low = _two_sum(total.astype(np.float64), product)
+        total = _round_sum(high, low, a.dtype)
+    return total[()]
 
 
 def summation_error_bound(

@@ -29,6 +29,7 @@ from companion.numerics import (
     conv_error_bound,
     conv_magnitude,
     dot_error_bound,
+    fma_dot,
     gamma,
     probabilistic_error_bound,
     probabilistic_gamma,
@@ -433,6 +434,33 @@ def test_summation_along_an_axis_and_edge_cases():
         summation_error_bound(1.0, 10, np.float32, "kahan")
 
 
+@settings(max_examples=60, **SETTINGS)
+@given(
+    name=st.sampled_from(["float16", "bfloat16", "float32"]),
+    n=st.integers(1, 40),
+    kind=KINDS,
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_fma_dot_rounds_once_per_term(name, n, kind, seed):
+    dtype = DTYPES[name]
+    rng = np.random.default_rng(seed)
+    x, y = adversarial(rng, n, kind, dtype), adversarial(rng, n, "normal", dtype)
+    total = np.zeros((), dtype)
+    for a, b in zip(x, y, strict=True):  # s <- RN(s + a·b), in rational arithmetic
+        exact = Fraction(float(total)) + Fraction(float(a)) * Fraction(float(b))
+        total = np.asarray(correctly_rounded(exact, dtype))
+    assert fma_dot(x, y).tobytes() == total.tobytes()
+    stacked = fma_dot(np.stack([x, -x]), y)  # along the last axis, row by row
+    assert stacked[0].tobytes() == total.tobytes() and stacked[1] == -total
+
+
+def test_fma_dot_refuses_float64_and_mixed_dtypes():
+    with pytest.raises(ValueError, match=r"^x: "):
+        fma_dot(np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match=r"^y: "):
+        fma_dot(np.ones(3, np.float32), np.ones(3, np.float16))
+
+
 # --------------------------------------------------------------------------
 # The accurate convolution
 # --------------------------------------------------------------------------
@@ -565,6 +593,18 @@ def test_every_mode_follows_conv2d_exactly_on_integers(config):
         result = accurate_conv2d(x, w, **args, mode=mode)
         assert result.dtype == dtype and result.shape == expected.shape
         assert result.tobytes() == expected.tobytes(), mode
+
+
+def test_exact_mode_settles_outputs_at_a_rounding_boundary():
+    # float64 sums land on float32 midpoints: the exact sums lie just above, just below, or
+    # on them (a true tie, to even), so only exact arithmetic decides.
+    x = np.zeros((1, 3, 1, 3), np.float32)
+    x[0, :, 0, :2] = [1.0, 2.0**-24]
+    x[0, :, 0, 2] = [2.0**-60, -(2.0**-60), 0.0]
+    w = np.ones((1, 1, 3, 1), np.float32)
+    result = accurate_conv2d(x, w, 1, "VALID", mode="exact")[0, :, 0, 0]
+    np.testing.assert_array_equal(result, np.float32([1 + 2.0**-23, 1.0, 1.0]))
+    assert result.tobytes() == exact_conv(x, w, np.float32)[0, :, 0, 0].tobytes()
 
 
 def test_accurate_conv2d_refuses():
