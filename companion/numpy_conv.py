@@ -40,11 +40,12 @@ rounded once at the end; int32 is exact modulo 2**32, as in TensorFlow.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from companion import padding as tfpad
 
@@ -117,6 +118,15 @@ class Geometry:
     def terms(self) -> int:
         """The number of products summed into each output, ``kh·kw·in_depth``."""
         return self.kernel_height * self.kernel_width * self.in_depth
+
+    @property
+    def flops(self) -> int:
+        """Floating-point operations of the direct sum: ``2·N·Ho·Wo·K·kh·kw·Cin/groups``.
+
+        One multiplication and one addition per product; the count every
+        strategy is measured against (GFLOP/s), whatever it really executes.
+        """
+        return 2 * int(np.prod(self.output_shape, dtype=np.int64)) * self.terms
 
     @property
     def is_empty(self) -> bool:
@@ -255,8 +265,8 @@ def conv_geometry(
     Examples
     --------
     >>> g = conv_geometry((8, 3, 32, 32), (3, 3, 3, 16), 2, "SAME", "NCHW")
-    >>> g.output_shape, g.pads, g.terms
-    ((8, 16, 16, 16), ((0, 1), (0, 1)), 27)
+    >>> g.output_shape, g.pads, g.terms, g.flops
+    ((8, 16, 16, 16), ((0, 1), (0, 1)), 27, 1769472)
     """
     data_format = tfpad.normalize_data_format(data_format)
     return _geometry(
@@ -302,11 +312,15 @@ def _pad(x: np.ndarray, geometry: Geometry) -> np.ndarray:
     return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
 
-def _windows(x: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """All windows as a view: ``(batch, out_h, out_w, channels, kh, kw)``."""
+def _windows(x: np.ndarray, geometry: Geometry, padded: np.ndarray | None = None) -> np.ndarray:
+    """All windows as a view: ``(batch, out_h, out_w, channels, kh, kw)``.
+
+    ``padded``, if given, is ``x`` already padded (see :func:`_pad_scratch`).
+    """
     eh, ew = geometry.effective_kernel
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
-    view = sliding_window_view(_pad(x, geometry), (eh, ew), axis=(1, 2))
+    padded = _pad(x, geometry) if padded is None else padded
+    view = sliding_window_view(padded, (eh, ew), axis=(1, 2))
     view = view[:, ::sh, ::sw, :, ::dh, ::dw]
     return view[:, : geometry.out_height, : geometry.out_width]
 
@@ -353,26 +367,522 @@ def _im2col(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     return out.transpose(1, 0, 2).reshape(geometry.output_shape)
 
 
+# --------------------------------------------------------------------------
+# Fast strategies: blocks that fit in cache, and the stride-phase grid
+# --------------------------------------------------------------------------
+
+#: Scratch bytes a blocked strategy aims at per block (a block of columns, an
+#: accumulator): small enough to stay in a CPU's cache (L2 here, or nearly),
+#: large enough for an efficient matrix product; the block sizes between 1 and
+#: 4 MiB ran equally fast on the machine that built the book, 16 MiB slower.
+BLOCK_BYTES = 2 << 20
+#: The most scratch memory the fast strategies keep between calls, per thread.
+WORKSPACE_BYTES = 64 << 20
+
+_workspace = threading.local()
+
+
+def _scratch(role: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised scratch array, reused from call to call in this thread.
+
+    Fresh large arrays cost page faults on first touch, and whether the
+    allocator hands back recycled memory depends on what else the process did;
+    reusing one buffer per role makes the strategies' speed depend on the
+    shapes alone. At most :data:`WORKSPACE_BYTES` are kept per thread; a
+    larger request gets a fresh array.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes > WORKSPACE_BYTES:
+        return np.empty(shape, dtype=dtype)
+    buffers = _workspace.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(role)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffers.pop(role, None)
+        if sum(b.nbytes for b in buffers.values()) + nbytes > WORKSPACE_BYTES:
+            buffers.clear()
+        buffer = buffers[role] = np.empty(max(nbytes, 1), dtype=np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+def _clear_workspace() -> None:
+    """Release this thread's scratch buffers (the benchmark measures memory from cold)."""
+    _workspace.__dict__.pop("buffers", None)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Where every kernel tap reads once the padded input is split into stride phases.
+
+    With strides ``(sh, sw)``, padded row ``r = i·sh + a·dh`` lies in row phase
+    ``r % sh``, at row ``i + (a·dh) // sh`` of that phase. Split into its
+    ``sh·sw`` phases, a strided convolution becomes stride 1 in each phase
+    image, and a phase image of ``height × width`` positions laid flat
+    (``p = (n·height + i)·width + j``) lets tap ``t`` read output ``p``'s pixel
+    at ``p + offset_t``: every tap is one contiguous slice. Positions with
+    ``i ≥ out_height`` or ``j ≥ out_width`` are computed and dropped.
+    """
+
+    height: int
+    width: int
+    #: The ``(row phase, column phase)`` pairs some tap reads.
+    phases: tuple[tuple[int, int], ...]
+    #: Per tap, in the filter's ``(a, b)`` order: ``(phase index, flat offset)``.
+    taps: tuple[tuple[int, int], ...]
+    #: Per phase: ``(first offset, rows, row step, columns, column step, tap indices)``,
+    #: the taps of a phase forming a regular ``rows × columns`` grid of offsets.
+    lattices: tuple[tuple[int, int, int, int, int, tuple[int, ...]], ...]
+
+    @property
+    def positions(self) -> int:
+        """Positions per image."""
+        return self.height * self.width
+
+
+def _grid(geometry: Geometry) -> _Grid:
+    (top, bottom), (left, right) = geometry.pads
+    (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
+    height = -(-(geometry.in_height + top + bottom) // sh)
+    width = -(-(geometry.in_width + left + right) // sw)
+    rows = [divmod(a * dh, sh) for a in range(geometry.kernel_height)]  # (shift, phase)
+    cols = [divmod(b * dw, sw) for b in range(geometry.kernel_width)]
+    phases = sorted({(pa, pb) for _, pa in rows for _, pb in cols})
+    index = {phase: k for k, phase in enumerate(phases)}
+    taps = tuple((index[(pa, pb)], qa * width + qb) for qa, pa in rows for qb, pb in cols)
+    lattices = []
+    for pa, pb in phases:
+        # The taps of one phase: an arithmetic progression of shifts along each axis.
+        a_of = [a for a, (_, p) in enumerate(rows) if p == pa]
+        b_of = [b for b, (_, p) in enumerate(cols) if p == pb]
+        qa = [rows[a][0] for a in a_of]
+        qb = [cols[b][0] for b in b_of]
+        step_a = qa[1] - qa[0] if len(qa) > 1 else 0
+        step_b = qb[1] - qb[0] if len(qb) > 1 else 0
+        tap_indices = tuple(a * geometry.kernel_width + b for a in a_of for b in b_of)
+        lattices.append(
+            (qa[0] * width + qb[0], len(qa), step_a * width, len(qb), step_b, tap_indices)
+        )
+    return _Grid(height, width, tuple(phases), taps, tuple(lattices))
+
+
+def _phase_image(
+    x: np.ndarray, geometry: Geometry, grid: _Grid, phase: tuple[int, int], planar: bool
+) -> np.ndarray:
+    """One phase of the zero-padded input, flat: ``(positions, C)``, or ``(C, positions)``."""
+    batch, height, width, channels = x.shape
+    (top, bottom), (left, right) = geometry.pads
+    (sh, sw), (pa, pb) = geometry.strides, phase
+    trivial = (sh, sw) == (1, 1) and top == bottom == left == right == 0
+    if trivial and not planar:
+        return x.reshape(-1, channels)  # no copy for a contiguous input
+    shape = (batch, grid.height, grid.width)
+    role = f"phase {pa} {pb} {'planar' if planar else 'nhwc'}"
+    image = _scratch(role, (channels, *shape) if planar else (*shape, channels), x.dtype)
+    inner = image if planar else np.moveaxis(image, 3, 0)  # (C, N, height, width) either way
+    # Phase row u is padded row pa + u·sh, input row pa + u·sh − top.
+    u0 = min(grid.height, max(0, -((pa - top) // sh)))
+    v0 = min(grid.width, max(0, -((pb - left) // sw)))
+    u1 = max(u0, min(grid.height, (top + height - 1 - pa) // sh + 1))
+    v1 = max(v0, min(grid.width, (left + width - 1 - pb) // sw + 1))
+    for zeros in (
+        np.s_[:, :, :u0],
+        np.s_[:, :, u1:],
+        np.s_[:, :, u0:u1, :v0],
+        np.s_[:, :, u0:u1, v1:],
+    ):
+        inner[zeros] = 0  # the padding (and the phase's overhang)
+    if u1 > u0 and v1 > v0:
+        r0, c0 = pa + u0 * sh - top, pb + v0 * sw - left
+        source = x[:, r0 : r0 + (u1 - u0 - 1) * sh + 1 : sh, c0 : c0 + (v1 - v0 - 1) * sw + 1 : sw]
+        if planar:
+            for n in range(batch):  # image by image: a cache-friendly transpose
+                image[:, n, u0:u1, v0:v1] = source[n].transpose(2, 0, 1)
+        else:
+            image[:, u0:u1, v0:v1] = source
+    return image.reshape(channels, -1) if planar else image.reshape(-1, channels)
+
+
+def _grid_blocks(geometry: Geometry, grid: _Grid, positions: int):
+    """Split the grid into blocks of whole rows that hold valid outputs.
+
+    Yields ``(start, count, pieces)``: the block's first flat position, how
+    many positions it needs (up to its last valid output), and
+    ``(n, i0, i1, k0)`` for each image it touches: output rows ``i0:i1`` of
+    image ``n`` are the block's rows ``k0:k0 + i1 - i0``.
+    """
+    batch, out_h = geometry.batch, geometry.out_height
+    height, width = grid.height, grid.width
+    per_block = max(1, positions // width)
+    row, last = 0, (batch - 1) * height + out_h  # global grid rows; the last valid one + 1
+    while row < last:
+        n, i = divmod(row, height)
+        if i >= out_h:  # rows that only feed dropped positions
+            row = (n + 1) * height
+            continue
+        end = min(row + per_block, last)
+        pieces, r = [], row
+        while r < end:
+            n, i = divmod(r, height)
+            stop = min(end, n * height + out_h)
+            if stop > r:
+                pieces.append((n, i, i + stop - r, r - row))
+            r = (n + 1) * height
+        n, i0, i1, k0 = pieces[-1]
+        count = (k0 + i1 - i0 - 1) * width + geometry.out_width
+        yield row * width, count, pieces
+        row = end
+
+
+def _scatter(out: np.ndarray, block: np.ndarray, pieces, width: int) -> None:
+    """Copy a block's valid outputs (rows of ``width`` positions) into ``out``."""
+    rows = block.shape[0] // width
+    view = block[: rows * width].reshape(rows, width, block.shape[1])
+    out_w = out.shape[2]
+    for n, i0, i1, k0 in pieces:
+        out[n, i0:i1] = view[k0 : k0 + i1 - i0, :out_w]
+
+
+def _grouped_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, groups: int) -> None:
+    """``out[:, g] = a[:, g] @ b[g]`` for each group, on channel-blocked views, into ``out``."""
+    if groups == 1:
+        np.matmul(a, b, out=out)
+        return
+    rows = a.shape[0]
+    np.matmul(
+        a.reshape(rows, groups, -1).transpose(1, 0, 2),
+        b,
+        out=out.reshape(rows, groups, -1).transpose(1, 0, 2),
+    )
+
+
+def _taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """One matrix product per kernel tap, accumulated: no column matrix at all.
+
+    ``out += x_shifted @ w[a, b]`` for each tap, on the stride-phase grid
+    (:class:`_Grid`), block by block so that the accumulator stays in cache.
+    For a 1×1 kernel this is a single product, written straight into the
+    output; without padding or strides it reads the input in place.
+    """
+    grid = _grid(geometry)
+    images = [_phase_image(x, geometry, grid, phase, planar=False) for phase in grid.phases]
+    groups, depth = geometry.groups, geometry.in_depth
+    out_channels = geometry.out_channels
+    per_group = out_channels // groups
+    kh, kw = geometry.kernel_height, geometry.kernel_width
+    if groups == 1:
+        matrices = w.reshape(kh * kw, depth, out_channels)
+    else:  # (taps, groups, depth, per group)
+        matrices = w.reshape(kh * kw, depth, groups, per_group).transpose(0, 2, 1, 3)
+    out = np.empty(geometry.output_shape, dtype=x.dtype)
+    direct = (grid.height, grid.width) == (geometry.out_height, geometry.out_width)
+    flat_out = out.reshape(-1, out_channels)
+    per_block = max(grid.width, BLOCK_BYTES // (2 * out_channels * x.itemsize))
+    if direct and len(grid.taps) == 1:
+        per_block = flat_out.shape[0]  # one product for the whole output
+    size = (per_block + grid.width, out_channels)
+    accumulator = None if direct else _scratch("accumulator", size, x.dtype)
+    product = _scratch("product", size, x.dtype) if len(grid.taps) > 1 else None
+    for start, count, pieces in _grid_blocks(geometry, grid, per_block):
+        total = flat_out[start : start + count] if direct else accumulator[:count]
+        for t, (phase, offset) in enumerate(grid.taps):
+            rows = images[phase][start + offset : start + offset + count]
+            if t == 0:
+                _grouped_matmul(rows, matrices[t], total, groups)
+            else:
+                _grouped_matmul(rows, matrices[t], product[:count], groups)
+                total += product[:count]
+        if not direct:
+            _scatter(out, accumulator, pieces, grid.width)
+    return out
+
+
+def _pad_scratch(x: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """``x`` zero-padded into a scratch buffer (``x`` itself when there is no padding)."""
+    (top, bottom), (left, right) = geometry.pads
+    if top == bottom == left == right == 0:
+        return x
+    batch, height, width, channels = x.shape
+    padded = _scratch(
+        "padded", (batch, height + top + bottom, width + left + right, channels), x.dtype
+    )
+    padded[:, :top] = 0
+    padded[:, top + height :] = 0
+    padded[:, top : top + height, :left] = 0
+    padded[:, top : top + height, left + width :] = 0
+    padded[:, top : top + height, left : left + width] = x
+    return padded
+
+
+def _row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[int, int, int, int]]:
+    """Blocks of output rows ``(n0, n1, i0, i1)`` whose columns fit in ``budget`` bytes.
+
+    Whole images when one fits, else rows of one image; either way the
+    block's outputs are one contiguous slice of the output.
+    """
+    batch, out_h = geometry.batch, geometry.out_height
+    rows = max(1, budget // max(row_bytes, 1))
+    if rows >= out_h:
+        images = min(batch, rows // out_h)
+        return [(n, min(batch, n + images), 0, out_h) for n in range(0, batch, images)]
+    return [
+        (n, n + 1, i, min(out_h, i + rows)) for n in range(batch) for i in range(0, out_h, rows)
+    ]
+
+
+def _nhwc_columns(x: np.ndarray, geometry: Geometry):
+    """Yield ``((n0, n1, i0, i1), columns)``: im2col blocks ``(groups, positions, terms)``.
+
+    The terms of a row are in the filter's ``(kh, kw, depth)`` order; every
+    block is copied from the window view into one reused buffer of
+    :data:`BLOCK_BYTES` (or one output row, if that is larger).
+    """
+    batch, out_h, out_w, _ = geometry.output_shape
+    groups, depth = geometry.groups, geometry.in_depth
+    kh, kw = geometry.kernel_height, geometry.kernel_width
+    terms = kh * kw * depth
+    view = _windows(x, geometry, _pad_scratch(x, geometry))
+    view = view.reshape(batch, out_h, out_w, groups, depth, kh, kw)
+    view = view.transpose(3, 0, 1, 2, 5, 6, 4)  # (groups, n, i, j, kh, kw, depth)
+    row_bytes = groups * out_w * terms * x.itemsize
+    spans = _row_spans(geometry, row_bytes, BLOCK_BYTES)
+    n0, n1, i0, i1 = spans[0]
+    buffer = _scratch("columns", (groups, (n1 - n0) * (i1 - i0) * out_w * terms), x.dtype)
+    for span in spans:
+        n0, n1, i0, i1 = span
+        source = view[:, n0:n1, i0:i1]
+        columns = buffer[:, : source[0].size].reshape(source.shape)
+        np.copyto(columns, source)
+        yield span, columns.reshape(groups, -1, terms)
+
+
+def _im2col_blocked(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """im2col a block of output rows at a time, into a buffer no larger than the output.
+
+    The same windows and the same product as ``"im2col"``, but the column
+    matrix is never whole: blocks of output rows (or of whole images) are
+    copied into one reused buffer of :data:`BLOCK_BYTES`, small enough to stay
+    in cache, and multiplied straight into their place in the output.
+    """
+    groups, out_channels = geometry.groups, geometry.out_channels
+    per_group = out_channels // groups
+    matrix = w.reshape(-1, groups, per_group).transpose(1, 0, 2)
+    out = np.empty(geometry.output_shape, dtype=x.dtype)
+    for (n0, n1, i0, i1), columns in _nhwc_columns(x, geometry):
+        target = out[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
+        np.matmul(columns, matrix, out=target)
+    return out
+
+
+def _planar_order(geometry: Geometry, grid: _Grid) -> np.ndarray:
+    """Term ``order[r]`` (``tap·depth + channel``) is row ``r`` of a planar column block."""
+    depth = geometry.in_depth
+    return np.array(
+        [t * depth + c for *_, taps in grid.lattices for c in range(depth) for t in taps],
+        dtype=np.intp,
+    )
+
+
+def _planar_columns(x: np.ndarray, geometry: Geometry, grid: _Grid):
+    """Yield ``((n0, n1, i0, i1), block)``: transposed im2col blocks ``(groups, terms, positions)``.
+
+    Row ``r`` of a block holds term ``_planar_order(...)[r]``. The input is
+    first copied into channel-first stride phases (``(C, N, height, width)``,
+    :class:`_Grid`); there the values of one ``(channel, tap)`` pair for a
+    block of outputs form a view whose innermost axis, along an output row,
+    is contiguous, so each phase's rows are filled by one copy with long runs.
+    """
+    planes = [_phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
+    out_w, groups, depth = geometry.out_width, geometry.groups, geometry.in_depth
+    terms = geometry.terms
+    spans = _row_spans(geometry, groups * terms * out_w * x.itemsize, BLOCK_BYTES)
+    n0, n1, i0, i1 = spans[0]
+    buffer = _scratch("columns", (groups, terms, (n1 - n0) * (i1 - i0) * out_w), x.dtype)
+    for span in spans:
+        n0, n1, i0, i1 = span
+        block = buffer[:, :, : (n1 - n0) * (i1 - i0) * out_w]
+        row = 0
+        for plane, (offset, n_a, step_a, n_b, step_b, taps) in zip(
+            planes, grid.lattices, strict=True
+        ):
+            s_c, s_p = plane.strides
+            first = (n0 * grid.height + i0) * grid.width + offset
+            view = as_strided(
+                plane[:, first:],
+                (groups, depth, n_a, n_b, n1 - n0, i1 - i0, out_w),
+                (
+                    depth * s_c,
+                    s_c,
+                    step_a * s_p,
+                    step_b * s_p,
+                    grid.positions * s_p,
+                    grid.width * s_p,
+                    s_p,
+                ),
+                writeable=False,
+            )
+            size = depth * len(taps)
+            block[:, row : row + size].reshape(view.shape)[...] = view
+            row += size
+        yield span, block
+
+
+def _planar(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """im2col from a channel-first copy of the input, for few channels per group.
+
+    Where an NHWC im2col copies runs of only ``kw·depth`` values, the column
+    blocks here are built *transposed*, one row per ``(channel, tap)``, each
+    filled by long contiguous runs along the output rows
+    (:func:`_planar_columns`); the product (the block transposed, times the
+    filters) is written straight into the output.
+    """
+    grid = _grid(geometry)
+    groups, out_channels = geometry.groups, geometry.out_channels
+    per_group = out_channels // groups
+    matrix = w.reshape(-1, groups, per_group)[_planar_order(geometry, grid)].transpose(1, 0, 2)
+    out = np.empty(geometry.output_shape, dtype=x.dtype)
+    for (n0, n1, i0, i1), block in _planar_columns(x, geometry, grid):
+        target = out[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
+        np.matmul(block.transpose(0, 2, 1), matrix, out=target)
+    return out
+
+
+def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The input gradient as one stride-1 convolution per stride phase: no zeros inserted.
+
+    Padded input row ``r`` receives ``dy[i] · w[a]`` wherever ``i·sh + a·dh = r``,
+    so only the taps with ``a·dh ≡ r (mod sh)`` reach the rows of one phase, each
+    shifted by ``(a·dh) // sh``: per phase, a convolution of ``dy`` (zero-padded)
+    with those taps turned by 180°, their channels swapped, at stride 1 and a
+    smaller dilation, computed by ``auto``. Returns the unpadded NHWC gradient.
+    """
+    (top, bottom), (left, right) = geometry.pads
+    (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
+    kh, kw = geometry.kernel_height, geometry.kernel_width
+    groups, depth = geometry.groups, geometry.in_depth
+    per_group = geometry.out_channels // groups
+    batch, out_h, out_w, out_channels = geometry.output_shape
+    padded_h = geometry.in_height + top + bottom
+    padded_w = geometry.in_width + left + right
+    # Each tap's matrix with its channels swapped within each group: (kh, kw, per group, C).
+    swapped = w.reshape(kh, kw, depth, groups, per_group).transpose(0, 1, 4, 3, 2)
+    swapped = swapped.reshape(kh, kw, per_group, geometry.in_channels)
+    dx = np.zeros((batch, padded_h, padded_w, geometry.in_channels), dtype=dy.dtype)
+    for pa in range(min(sh, padded_h)):
+        rows = [a for a in range(kh) if (a * dh) % sh == pa]
+        qa = [(a * dh) // sh for a in rows]
+        height = -(-(padded_h - pa) // sh)
+        for pb in range(min(sw, padded_w)):
+            cols = [b for b in range(kw) if (b * dw) % sw == pb]
+            qb = [(b * dw) // sw for b in cols]
+            width = -(-(padded_w - pb) // sw)
+            if not rows or not cols:
+                continue  # no tap reads these pixels: their gradient is zero
+            kernel = np.ascontiguousarray(swapped[rows][:, cols][::-1, ::-1])
+            inner = Geometry(
+                batch=batch,
+                in_height=out_h,
+                in_width=out_w,
+                in_channels=out_channels,
+                kernel_height=len(rows),
+                kernel_width=len(cols),
+                in_depth=per_group,
+                out_channels=geometry.in_channels,
+                groups=groups,
+                strides=(1, 1),
+                dilations=(
+                    qa[1] - qa[0] if len(qa) > 1 else 1,
+                    qb[1] - qb[0] if len(qb) > 1 else 1,
+                ),
+                pads=((qa[-1], height - qa[0] - out_h), (qb[-1], width - qb[0] - out_w)),
+                out_height=height,
+                out_width=width,
+            )
+            dx[:, pa::sh, pb::sw] = _forward(dy, kernel, inner, "auto")
+    return dx[:, top : top + geometry.in_height, left : left + geometry.in_width]
+
+
+def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The filter gradient as ``columnsᵀ @ dy``, on the column blocks ``auto``'s strategy builds.
+
+    Each weight's gradient sums one product per output position, so it is the
+    product of the transposed im2col matrix with the output gradient; it is
+    accumulated block by block over the same column blocks as the forward
+    pass (channel-first ones where ``auto`` would choose ``"planar"``).
+    Returns ``(kh, kw, depth, out_channels)``.
+    """
+    groups, depth = geometry.groups, geometry.in_depth
+    per_group = geometry.out_channels // groups
+    terms = geometry.terms
+    total = np.zeros((groups, terms, per_group), dtype=x.dtype)
+    product = np.empty_like(total)
+    planar = choose_method(geometry) == "planar"
+    if planar:
+        grid = _grid(geometry)
+        blocks = _planar_columns(x, geometry, grid)
+    else:
+        blocks = _nhwc_columns(x, geometry)
+    for (n0, n1, i0, i1), columns in blocks:
+        gradient = dy[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
+        rows = columns if planar else columns.transpose(0, 2, 1)  # (groups, terms, positions)
+        np.matmul(rows, gradient, out=product)
+        total += product
+    if planar:
+        ordered = np.empty_like(total)
+        ordered[:, _planar_order(geometry, grid)] = total
+        total = ordered
+    return total.transpose(1, 0, 2).reshape(
+        geometry.kernel_height, geometry.kernel_width, depth, geometry.out_channels
+    )
+
+
 #: The implementations by name; each takes ``(x_nhwc, filters, geometry)``.
 STRATEGIES: dict[str, Strategy] = {
     "loops": _loops,
     "windows": _windows_einsum,
     "im2col": _im2col,
+    "im2col_blocked": _im2col_blocked,
+    "taps": _taps,
+    "planar": _planar,
 }
 
 #: The values ``method`` accepts.
 METHODS = ("auto", *STRATEGIES)
 
 
+#: ``auto`` sends convolutions with at most this many input channels per group
+#: to ``"planar"``.
+PLANAR_MAX_DEPTH = 8
+
+
 def choose_method(geometry: Geometry) -> str:
     """Return the strategy ``method="auto"`` uses for this geometry.
 
+    The rule, from timings on the machine that built the book (see
+    ``benchmarks/conv_speed.py``; each branch won there by a clear margin):
+
+    - a 1×1 kernel: ``"taps"``, which is then a single matrix product per
+      group, read in place when there is no stride;
+    - at most :data:`PLANAR_MAX_DEPTH` input channels per group (a first
+      layer on grey or colour images, a grouped convolution with narrow
+      groups): ``"planar"``, whose column copies run along image rows instead
+      of along the few channels;
+    - anything else: ``"im2col_blocked"``, one large matrix product per block
+      of output rows, with the column buffer held to the output's size.
+
     Examples
     --------
-    >>> choose_method(conv_geometry((1, 8, 8, 3), (3, 3, 3, 4), 1, "SAME"))
-    'im2col'
+    >>> choose_method(conv_geometry((8, 56, 56, 64), (1, 1, 64, 256), 1, "VALID"))
+    'taps'
+    >>> choose_method(conv_geometry((64, 28, 28, 1), (5, 5, 1, 32), 1, "SAME"))
+    'planar'
+    >>> choose_method(conv_geometry((8, 56, 56, 64), (3, 3, 64, 64), 1, "SAME"))
+    'im2col_blocked'
     """
-    return "im2col"
+    if geometry.kernel_height * geometry.kernel_width == 1:
+        return "taps"
+    if geometry.in_depth <= PLANAR_MAX_DEPTH:
+        return "planar"
+    return "im2col_blocked"
 
 
 def _forward(x: np.ndarray, w: np.ndarray, geometry: Geometry, method: str) -> np.ndarray:
@@ -499,7 +1009,10 @@ def conv2d_backprop_input(
     (zeros between its rows and columns) and padded by ``(k − 1)·d`` zeros
     on each side, is convolved with the filters turned by 180° and with
     their in/out channels swapped, at stride 1 and the same dilations; the
-    forward padding is then cut off.
+    forward padding is then cut off. That is what a named ``method`` computes;
+    ``"auto"`` skips the inserted zeros by splitting the result into its
+    stride phases, each a stride-1 convolution of ``out_backprop`` with the
+    taps that reach it.
 
     Parameters
     ----------
@@ -558,6 +1071,9 @@ def conv2d_backprop_input(
     if geometry.is_empty or 0 in nhwc:
         return np.zeros(sizes, dtype=w.dtype)
     dy = _to_nhwc(dy, data_format).astype(compute, copy=False)
+    if method == "auto":
+        dx = _input_gradient_phases(dy, w.astype(compute, copy=False), geometry)
+        return _from_nhwc(np.ascontiguousarray(_finish(dx, w.dtype)), data_format)
     g = geometry.groups
     kh, kw, cin, cout = (
         geometry.kernel_height,
@@ -623,7 +1139,11 @@ def conv2d_backprop_filter(
     a convolution of the padded input with ``out_backprop`` as the kernel,
     batch and channels exchanged: the forward *dilations* become its strides
     and the forward *strides* its dilations; every weight sums
-    ``batch·out_height·out_width`` products.
+    ``batch·out_height·out_width`` products. A named ``method`` computes that
+    convolution with that strategy; ``"auto"`` computes the same sums as the
+    transposed column matrix times ``out_backprop``, accumulated over the
+    column blocks of the strategy :func:`choose_method` picks for the forward
+    pass (that convolution's huge kernel and tiny output suit no strategy).
 
     Parameters
     ----------
@@ -679,6 +1199,10 @@ def conv2d_backprop_filter(
     if geometry.is_empty:
         return np.zeros(sizes, dtype=x.dtype)
     compute = _compute_dtype(x.dtype)
+    if method == "auto":
+        x_nhwc = _to_nhwc(x, data_format).astype(compute, copy=False)
+        dy_nhwc = _to_nhwc(dy, data_format).astype(compute, copy=False)
+        return _finish(_filter_gradient_blocked(x_nhwc, dy_nhwc, geometry), x.dtype)
     g = geometry.groups
     kh, kw, cin, cout = sizes[0], sizes[1], sizes[2], geometry.out_channels // g
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations

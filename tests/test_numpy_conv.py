@@ -749,3 +749,100 @@ def test_auto_uses_a_registered_strategy():
         assert_conv_close(strategy(x, w, geometry), desired, bound)
     with pytest.raises(ValueError, match=r"^padding: "):
         numpy_conv.conv_geometry((2, 8, 8, 4), (3, 3, 2, 6), 2, "same")
+
+
+# --------------------------------------------------------------------------
+# The fast strategies: blocks, stride phases, the scratch workspace, auto's choice
+# --------------------------------------------------------------------------
+
+FAST = ("im2col_blocked", "taps", "planar", "auto")
+
+
+def integer_case(config: Config):
+    """Small integers in float64: every order of summation gives the same, exact, sums."""
+    rng = np.random.default_rng(config.seed)
+    x = rng.integers(-4, 5, config.input_shape).astype(np.float64)
+    w = rng.integers(-4, 5, config.filter_shape).astype(np.float64)
+    return x, w
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(config=configs(dtypes=("float64",), batch=(1, 3)), block=st.sampled_from([1, 40, 300, 5000]))
+def test_fast_strategies_are_exact_across_block_boundaries(config, block):
+    # The generated images are small; a tiny block size makes every strategy split its
+    # work into many blocks (rows of an image, several images), as large layers do.
+    assume(nonempty(config))
+    x, w = integer_case(config)
+    y = conv2d(x, w, **config.args, method="loops")
+    dy = np.random.default_rng(config.seed + 1).integers(-4, 5, y.shape).astype(np.float64)
+    dx = conv2d_backprop_input(x.shape, w, dy, **config.args, method="im2col")
+    dw = conv2d_backprop_filter(x, w.shape, dy, **config.args, method="im2col")
+    saved = numpy_conv.BLOCK_BYTES
+    numpy_conv.BLOCK_BYTES = block
+    try:
+        for method in FAST:
+            np.testing.assert_array_equal(conv2d(x, w, **config.args, method=method), y)
+        # auto's own gradient algorithms (phases, transposed column blocks)
+        np.testing.assert_array_equal(conv2d_backprop_input(x.shape, w, dy, **config.args), dx)
+        np.testing.assert_array_equal(conv2d_backprop_filter(x, w.shape, dy, **config.args), dw)
+    finally:
+        numpy_conv.BLOCK_BYTES = saved
+
+
+def test_auto_follows_its_documented_rule():
+    shapes = {
+        "taps": [((2, 9, 9, 16), (1, 1, 16, 8), 2), ((1, 5, 5, 64), (1, 1, 16, 8), 1)],
+        "planar": [((2, 9, 9, 1), (5, 5, 1, 8), 1), ((2, 9, 9, 64), (3, 3, 8, 64), 2)],
+        "im2col_blocked": [((2, 9, 9, 9), (3, 3, 9, 8), 1), ((1, 9, 9, 64), (3, 1, 32, 8), 1)],
+    }
+    for expected, cases in shapes.items():
+        for x_shape, w_shape, stride in cases:
+            geometry = numpy_conv.conv_geometry(x_shape, w_shape, stride, "SAME")
+            assert numpy_conv.choose_method(geometry) == expected, (x_shape, w_shape)
+    assert {"im2col_blocked", "taps", "planar"} <= set(numpy_conv.STRATEGIES)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_results_never_share_the_scratch_buffers(method):
+    # Strategies reuse scratch buffers from call to call: a result must never be one.
+    rng = np.random.default_rng(11)
+    x1, w1 = rng.standard_normal((2, 9, 7, 4)), rng.standard_normal((3, 3, 2, 6))
+    x2, w2 = rng.standard_normal((3, 11, 12, 4)), rng.standard_normal((2, 4, 4, 5))
+    y1 = conv2d(x1, w1, 2, "SAME", method=method)
+    dy1 = rng.standard_normal(y1.shape)
+    dx1 = conv2d_backprop_input(x1.shape, w1, dy1, 2, "SAME", method=method)
+    dw1 = conv2d_backprop_filter(x1, w1.shape, dy1, 2, "SAME", method=method)
+    kept = [a.copy() for a in (y1, dx1, dw1)]
+    y2 = conv2d(x2, w2, 1, "VALID", method=method)
+    conv2d_backprop_input(x2.shape, w2, np.ones_like(y2), 1, "VALID", method=method)
+    conv2d_backprop_filter(x2, w2.shape, np.ones_like(y2), 1, "VALID", method=method)
+    for before, after in zip(kept, (y1, dx1, dw1), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_threads_keep_their_own_scratch():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(12)
+    jobs = [
+        (rng.integers(-3, 4, (2, 16, 16, c)).astype(np.float64), rng.integers(-3, 4, (k, k, c, 8)))
+        for c, k in [(1, 5), (3, 3), (16, 3), (4, 1), (2, 7), (32, 3)] * 3
+    ]
+    expected = [conv2d(x, w.astype(np.float64), 1, "SAME", method="im2col") for x, w in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda job: conv2d(job[0], job[1], 1, "SAME"), jobs))
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_requests_beyond_the_workspace_get_fresh_arrays():
+    rng = np.random.default_rng(13)
+    x, w = rng.integers(-3, 4, (2, 12, 12, 3)).astype(np.float64), rng.integers(-3, 4, (3, 3, 3, 4))
+    expected = conv2d(x, w, 2, "SAME", method="loops")
+    saved = numpy_conv.WORKSPACE_BYTES
+    numpy_conv.WORKSPACE_BYTES = 0
+    try:
+        for method in FAST:
+            np.testing.assert_array_equal(conv2d(x, w, 2, "SAME", method=method), expected)
+    finally:
+        numpy_conv.WORKSPACE_BYTES = saved
