@@ -20,7 +20,17 @@ Methods (``method=``), all giving the same answer within that bound:
   filters by :func:`numpy.einsum`: the "stacked" form;
 - ``"im2col"``: the windows copied into one matrix, then one matrix product
   (GEMM) per group (Chetlur et al. 2014);
-- ``"auto"``: the fastest correct choice for the shape.
+- ``"im2col_blocked"``: the same, a cache-sized block of output rows at a
+  time, so the column matrix never exists whole (no ``kh·kw``-fold copy of a
+  large input);
+- ``"taps"``: one matrix product per kernel tap, ``x[:, a::s, b::s] @ w[a, b]``,
+  accumulated: no column matrix at all, and for a 1×1 kernel a single product
+  that reads the input in place. Strides are handled by splitting the padded
+  input into its stride phases, where every tap reads one contiguous slice;
+- ``"planar"``: im2col built transposed from a channel-first copy of the
+  input, whose copies run along image rows: for few channels per group
+  (first layers, grouped convolutions);
+- ``"auto"``: the strategy :func:`choose_method` picks for the shape.
 
 Methods are pluggable: :data:`STRATEGIES` maps a name to a function of the
 unpadded NHWC input, the filters and a :class:`Geometry` (from
@@ -28,7 +38,14 @@ unpadded NHWC input, the filters and a :class:`Geometry` (from
 
 The gradients :func:`conv2d_backprop_input` and
 :func:`conv2d_backprop_filter` are convolutions too, and run through the same
-strategies.
+strategies; with ``"auto"`` they take faster routes to the same sums (stride
+phases for the input gradient, transposed column blocks for the filter
+gradient).
+
+Speed: the fast strategies keep their scratch buffers (at most
+:data:`WORKSPACE_BYTES` per thread) from call to call, and their memory stays
+near the input plus the output plus :data:`BLOCK_BYTES`.
+``python -m benchmarks.conv_speed`` times them against ``tf.nn.conv2d``.
 
 Dtypes, as in TensorFlow: float16, bfloat16, float32, float64 and int32
 inputs; the first operand's dtype wins (``input`` for :func:`conv2d` and
@@ -50,8 +67,11 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from companion import padding as tfpad
 
 __all__ = [
+    "BLOCK_BYTES",
     "METHODS",
+    "PLANAR_MAX_DEPTH",
     "STRATEGIES",
+    "WORKSPACE_BYTES",
     "Geometry",
     "choose_method",
     "conv2d",
