@@ -688,7 +688,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads",
         type=int,
-        help="limit NumPy's BLAS and TensorFlow to this many threads (default: all cores)",
+        help="limit NumPy (BLAS and copies) and TensorFlow to this many threads (default: all)",
     )
     parser.add_argument(
         "--reference",
@@ -713,6 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from threadpoolctl import threadpool_limits
 
         limits = threadpool_limits(args.threads, user_api="blas")
+        numpy_conv.COPY_THREADS = args.threads
     if args.reference == "tensorflow":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         reference = TensorFlowReference(args.threads)
@@ -745,6 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{len(cases)} shapes, {repeats} rounds, {time.perf_counter() - started:.0f} s{load}")
     if args.threads is not None:
         limits.restore_original_limits()
+        numpy_conv.COPY_THREADS = None
     if args.csv:
         write_csv(rows, args.csv)
     if args.json:

@@ -44,7 +44,7 @@ gradient).
 
 Speed: the fast strategies keep their scratch buffers (at most
 :data:`WORKSPACE_BYTES` per thread) from call to call, and their memory stays
-near the input plus the output plus :data:`BLOCK_BYTES`.
+near the input plus twice the output (blocks of at most :data:`BLOCK_BYTES`).
 ``python -m benchmarks.conv_speed`` times them against ``tf.nn.conv2d``.
 
 Dtypes, as in TensorFlow: float16, bfloat16, float32, float64 and int32
@@ -57,8 +57,11 @@ rounded once at the end; int32 is exact modulo 2**32, as in TensorFlow.
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +71,7 @@ from companion import padding as tfpad
 
 __all__ = [
     "BLOCK_BYTES",
+    "COPY_THREADS",
     "METHODS",
     "PLANAR_MAX_DEPTH",
     "STRATEGIES",
@@ -396,6 +400,18 @@ def _im2col(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
 #: large enough for an efficient matrix product; the block sizes between 1 and
 #: 4 MiB ran equally fast on the machine that built the book, 16 MiB slower.
 BLOCK_BYTES = 2 << 20
+#: Blocks are also held to the output's size (but not below this), so that a
+#: small layer's scratch stays near its output: peak memory about
+#: input + 2 × output.
+_MIN_BLOCK_BYTES = 1 << 18
+
+
+def _block_bytes(geometry: Geometry, itemsize: int) -> int:
+    """Scratch bytes per block: :data:`BLOCK_BYTES`, or the output's size if smaller."""
+    output = int(np.prod(geometry.output_shape)) * itemsize
+    return min(BLOCK_BYTES, max(output, _MIN_BLOCK_BYTES))
+
+
 #: The most scratch memory the fast strategies keep between calls, per thread.
 WORKSPACE_BYTES = 64 << 20
 
@@ -423,6 +439,65 @@ def _scratch(role: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
             buffers.clear()
         buffer = buffers[role] = np.empty(max(nbytes, 1), dtype=np.uint8)
     return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+#: Threads that copy column blocks and phase images (NumPy releases the GIL
+#: while it copies); ``None``: one per core this process may use.
+COPY_THREADS: int | None = None
+#: Copies smaller than this stay in the calling thread.
+_PARALLEL_COPY_BYTES = 1 << 18
+
+_pool: dict[int, ThreadPoolExecutor] = {}
+_pool_lock = threading.Lock()
+
+
+def _copy_threads() -> int:
+    if COPY_THREADS is not None:
+        return max(1, COPY_THREADS)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - platforms without affinity
+
+
+def _run_parallel(tasks: list[Callable[[], object]]) -> None:
+    """Run the tasks on :data:`COPY_THREADS` threads, the calling thread taking the first."""
+    if len(tasks) == 1:
+        tasks[0]()
+        return
+    with _pool_lock:
+        pool = _pool.get(len(tasks))
+        if pool is None:
+            pool = _pool[len(tasks)] = ThreadPoolExecutor(len(tasks) - 1, "numpy_conv copy")
+    futures = [pool.submit(task) for task in tasks[1:]]
+    tasks[0]()
+    for future in futures:
+        future.result()
+
+
+def _split(length: int, parts: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, length, parts + 1).astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
+
+
+def _copyto(target: np.ndarray, source: np.ndarray) -> None:
+    """``target[...] = source``, split across :data:`COPY_THREADS` threads.
+
+    Matrix products use every core (BLAS threads); the copies that feed them
+    would otherwise use one. The work is split along the first axis long
+    enough.
+    """
+    threads = _copy_threads()
+    axis = next((a for a, n in enumerate(target.shape) if n >= threads), None)
+    if threads == 1 or axis is None or target.nbytes < _PARALLEL_COPY_BYTES:
+        np.copyto(target, source)
+        return
+    index = [slice(None)] * target.ndim
+    tasks = []
+    for start, stop in _split(target.shape[axis], threads):
+        index[axis] = slice(start, stop)
+        part = tuple(index)
+        tasks.append(lambda part=part: np.copyto(target[part], source[part]))
+    _run_parallel(tasks)
 
 
 def _clear_workspace() -> None:
@@ -515,10 +590,20 @@ def _phase_image(
         r0, c0 = pa + u0 * sh - top, pb + v0 * sw - left
         source = x[:, r0 : r0 + (u1 - u0 - 1) * sh + 1 : sh, c0 : c0 + (v1 - v0 - 1) * sw + 1 : sw]
         if planar:
-            for n in range(batch):  # image by image: a cache-friendly transpose
-                image[:, n, u0:u1, v0:v1] = source[n].transpose(2, 0, 1)
+            # Channel-first: transposed in chunks of rows that stay in cache, the
+            # images shared among the copying threads.
+            target, source = image[:, :, u0:u1, v0:v1], source.transpose(3, 0, 1, 2)
+            rows = max(1, (1 << 15) // (source.shape[3] * source.shape[0] * x.itemsize))
+
+            def transpose(first: int, last: int) -> None:
+                for n in range(first, last):
+                    for i in range(0, u1 - u0, rows):
+                        target[:, n, i : i + rows] = source[:, n, i : i + rows]
+
+            threads = 1 if target.nbytes < _PARALLEL_COPY_BYTES else _copy_threads()
+            _run_parallel([lambda a=a, b=b: transpose(a, b) for a, b in _split(batch, threads)])
         else:
-            image[:, u0:u1, v0:v1] = source
+            _copyto(image[:, u0:u1, v0:v1], source)
     return image.reshape(channels, -1) if planar else image.reshape(-1, channels)
 
 
@@ -596,7 +681,8 @@ def _taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     out = np.empty(geometry.output_shape, dtype=x.dtype)
     direct = (grid.height, grid.width) == (geometry.out_height, geometry.out_width)
     flat_out = out.reshape(-1, out_channels)
-    per_block = max(grid.width, BLOCK_BYTES // (2 * out_channels * x.itemsize))
+    per_block = _block_bytes(geometry, x.itemsize) // (2 * out_channels * x.itemsize)
+    per_block = max(grid.width, per_block)
     if direct and len(grid.taps) == 1:
         per_block = flat_out.shape[0]  # one product for the whole output
     size = (per_block + grid.width, out_channels)
@@ -629,7 +715,7 @@ def _pad_scratch(x: np.ndarray, geometry: Geometry) -> np.ndarray:
     padded[:, top + height :] = 0
     padded[:, top : top + height, :left] = 0
     padded[:, top : top + height, left + width :] = 0
-    padded[:, top : top + height, left : left + width] = x
+    _copyto(padded[:, top : top + height, left : left + width], x)
     return padded
 
 
@@ -654,7 +740,8 @@ def _nhwc_columns(x: np.ndarray, geometry: Geometry):
 
     The terms of a row are in the filter's ``(kh, kw, depth)`` order; every
     block is copied from the window view into one reused buffer of
-    :data:`BLOCK_BYTES` (or one output row, if that is larger).
+    :data:`BLOCK_BYTES` or the output's size, whichever is smaller (but at
+    least one output row).
     """
     batch, out_h, out_w, _ = geometry.output_shape
     groups, depth = geometry.groups, geometry.in_depth
@@ -664,14 +751,14 @@ def _nhwc_columns(x: np.ndarray, geometry: Geometry):
     view = view.reshape(batch, out_h, out_w, groups, depth, kh, kw)
     view = view.transpose(3, 0, 1, 2, 5, 6, 4)  # (groups, n, i, j, kh, kw, depth)
     row_bytes = groups * out_w * terms * x.itemsize
-    spans = _row_spans(geometry, row_bytes, BLOCK_BYTES)
+    spans = _row_spans(geometry, row_bytes, _block_bytes(geometry, x.itemsize))
     n0, n1, i0, i1 = spans[0]
     buffer = _scratch("columns", (groups, (n1 - n0) * (i1 - i0) * out_w * terms), x.dtype)
     for span in spans:
         n0, n1, i0, i1 = span
         source = view[:, n0:n1, i0:i1]
         columns = buffer[:, : source[0].size].reshape(source.shape)
-        np.copyto(columns, source)
+        _copyto(columns, source)
         yield span, columns.reshape(groups, -1, terms)
 
 
@@ -680,8 +767,9 @@ def _im2col_blocked(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndar
 
     The same windows and the same product as ``"im2col"``, but the column
     matrix is never whole: blocks of output rows (or of whole images) are
-    copied into one reused buffer of :data:`BLOCK_BYTES`, small enough to stay
-    in cache, and multiplied straight into their place in the output.
+    copied into one reused buffer, small enough to stay in cache (at most
+    :data:`BLOCK_BYTES`, and no more than the output), and multiplied straight
+    into their place in the output.
     """
     groups, out_channels = geometry.groups, geometry.out_channels
     per_group = out_channels // groups
@@ -714,7 +802,8 @@ def _planar_columns(x: np.ndarray, geometry: Geometry, grid: _Grid):
     planes = [_phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
     out_w, groups, depth = geometry.out_width, geometry.groups, geometry.in_depth
     terms = geometry.terms
-    spans = _row_spans(geometry, groups * terms * out_w * x.itemsize, BLOCK_BYTES)
+    row_bytes = groups * terms * out_w * x.itemsize
+    spans = _row_spans(geometry, row_bytes, _block_bytes(geometry, x.itemsize))
     n0, n1, i0, i1 = spans[0]
     buffer = _scratch("columns", (groups, terms, (n1 - n0) * (i1 - i0) * out_w), x.dtype)
     for span in spans:
@@ -741,7 +830,7 @@ def _planar_columns(x: np.ndarray, geometry: Geometry, grid: _Grid):
                 writeable=False,
             )
             size = depth * len(taps)
-            block[:, row : row + size].reshape(view.shape)[...] = view
+            _copyto(block[:, row : row + size].reshape(view.shape), view)
             row += size
         yield span, block
 

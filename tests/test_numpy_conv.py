@@ -767,18 +767,27 @@ def integer_case(config: Config):
 
 
 @settings(max_examples=150, **SETTINGS)
-@given(config=configs(dtypes=("float64",), batch=(1, 3)), block=st.sampled_from([1, 40, 300, 5000]))
-def test_fast_strategies_are_exact_across_block_boundaries(config, block):
+@given(
+    config=configs(dtypes=("float64",), batch=(1, 3)),
+    block=st.sampled_from([1, 40, 300, 5000]),
+    threads=st.sampled_from([1, 2, 3]),
+)
+def test_fast_strategies_are_exact_across_block_boundaries(config, block, threads):
     # The generated images are small; a tiny block size makes every strategy split its
-    # work into many blocks (rows of an image, several images), as large layers do.
+    # work into many blocks (rows of an image, several images), as large layers do, and
+    # every copy is shared among `threads` threads, as large copies are.
     assume(nonempty(config))
     x, w = integer_case(config)
     y = conv2d(x, w, **config.args, method="loops")
     dy = np.random.default_rng(config.seed + 1).integers(-4, 5, y.shape).astype(np.float64)
     dx = conv2d_backprop_input(x.shape, w, dy, **config.args, method="im2col")
     dw = conv2d_backprop_filter(x, w.shape, dy, **config.args, method="im2col")
-    saved = numpy_conv.BLOCK_BYTES
-    numpy_conv.BLOCK_BYTES = block
+    saved = numpy_conv.BLOCK_BYTES, numpy_conv.COPY_THREADS, numpy_conv._PARALLEL_COPY_BYTES
+    numpy_conv.BLOCK_BYTES, numpy_conv.COPY_THREADS, numpy_conv._PARALLEL_COPY_BYTES = (
+        block,
+        threads,
+        0,
+    )
     try:
         for method in FAST:
             np.testing.assert_array_equal(conv2d(x, w, **config.args, method=method), y)
@@ -786,7 +795,7 @@ def test_fast_strategies_are_exact_across_block_boundaries(config, block):
         np.testing.assert_array_equal(conv2d_backprop_input(x.shape, w, dy, **config.args), dx)
         np.testing.assert_array_equal(conv2d_backprop_filter(x, w.shape, dy, **config.args), dw)
     finally:
-        numpy_conv.BLOCK_BYTES = saved
+        numpy_conv.BLOCK_BYTES, numpy_conv.COPY_THREADS, numpy_conv._PARALLEL_COPY_BYTES = saved
 
 
 def test_auto_follows_its_documented_rule():
