@@ -676,23 +676,11 @@ SOURCES = sorted(
     for p in (ROOT / folder).rglob("*")
     if p.suffix in (".py", ".ipynb") and ".ipynb_checkpoints" not in p.parts
 )
-# Lines in other authors' files that passed a tolerance without saying why when this test
-# was written; their owners are asked to justify them (and then to delete them here). Any
-# other unjustified line fails the test.
-PENDING = {  # quotations, not tolerances
-    "tests/test_data.py: assert np.allclose(bilinear_resize(np.full((1, 8, 8), 16.0), 28), 16.0, "
-    # (continued)
-    "rtol=0, atol=1e-12)",
-    # quoted
-    "tests/test_data.py: assert np.allclose(x_all, originals[order], rtol=0, atol=1e-6)",
-    # quoted
-    "tests/test_images.py: assert np.allclose(blurred[2, 5], picture[2:5, 5:8].mean(), rtol=1e-6)",
-}
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_tolerance_is_justified_by_a_comment(path):
-    assert [line for line in unjustified_tolerances(path) if line not in PENDING] == []
+    assert unjustified_tolerances(path) == []
 
 
 def test_the_tolerance_search_finds_an_unjustified_use(tmp_path):
