@@ -558,6 +558,7 @@ def machine_info(reference_name: str | None = None) -> dict[str, object]:
     names = (
         "OPENBLAS_CORETYPE",
         "OPENBLAS_L2_SIZE",
+        "OPENBLAS_THREAD_TIMEOUT",
         "OPENBLAS_NUM_THREADS",
         "OMP_NUM_THREADS",
         "MKL_NUM_THREADS",
@@ -696,14 +697,38 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="tensorflow",
         help="compare with tf.nn.conv2d (default) or with NumPy's im2col (no TensorFlow)",
     )
+    parser.add_argument(
+        "--blas-spin",
+        action="store_true",
+        help="leave OpenBLAS's idle threads spinning (its default), which slows TensorFlow",
+    )
     parser.add_argument("--csv", metavar="PATH", help="also write the rows as CSV")
     parser.add_argument("--json", metavar="PATH", help="also write machine, summary, rows as JSON")
     return parser.parse_args(argv)
 
 
+def _blas_spins() -> bool:
+    """Whether NumPy's BLAS is OpenBLAS with its default (spinning) thread timeout."""
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
+        return False
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover
+        return False
+    return any(pool.get("internal_api") == "openblas" for pool in threadpool_info())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark from the command line; returns the exit status."""
     args = parse_arguments(argv)
+    if args.reference == "tensorflow" and not args.blas_spin and _blas_spins():
+        # OpenBLAS's threads spin for a while after each product (by default about a
+        # tenth of a second), taking a core from TensorFlow's next call: TensorFlow ran
+        # about twice as slow right after NumPy here. The variable is read when OpenBLAS
+        # loads, so the benchmark starts again with it set.
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+        arguments = list(sys.argv[1:] if argv is None else argv)
+        os.execv(sys.executable, [sys.executable, "-m", "benchmarks.conv_speed", *arguments])
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     operations = [o.strip() for o in args.operations.split(",") if o.strip()]
     repeats = args.repeats or (5 if args.quick else 15)
@@ -713,7 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from threadpoolctl import threadpool_limits
 
         limits = threadpool_limits(args.threads, user_api="blas")
-        numpy_conv.COPY_THREADS = args.threads
+        numpy_conv.THREADS = args.threads
     if args.reference == "tensorflow":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         reference = TensorFlowReference(args.threads)
@@ -746,7 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{len(cases)} shapes, {repeats} rounds, {time.perf_counter() - started:.0f} s{load}")
     if args.threads is not None:
         limits.restore_original_limits()
-        numpy_conv.COPY_THREADS = None
+        numpy_conv.THREADS = None
     if args.csv:
         write_csv(rows, args.csv)
     if args.json:

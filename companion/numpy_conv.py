@@ -42,9 +42,12 @@ strategies; with ``"auto"`` they take faster routes to the same sums (stride
 phases for the input gradient, transposed column blocks for the filter
 gradient).
 
-Speed: the fast strategies keep their scratch buffers (at most
-:data:`WORKSPACE_BYTES` per thread) from call to call, and their memory stays
-near the input plus twice the output (blocks of at most :data:`BLOCK_BYTES`).
+Speed: the fast strategies work in blocks of at most :data:`BLOCK_BYTES`, so
+their memory stays near the input plus twice the output; they spread the
+blocks over :data:`THREADS` threads, holding NumPy's BLAS to one thread per
+block meanwhile (with threadpoolctl, when it is installed; scikit-learn
+depends on it), and keep their scratch buffers (at most
+:data:`WORKSPACE_BYTES` per thread) from call to call.
 ``python -m benchmarks.conv_speed`` times them against ``tf.nn.conv2d``.
 
 Dtypes, as in TensorFlow: float16, bfloat16, float32, float64 and int32
@@ -71,10 +74,11 @@ from companion import padding as tfpad
 
 __all__ = [
     "BLOCK_BYTES",
-    "COPY_THREADS",
     "METHODS",
+    "MIN_BLOCK_POSITIONS",
     "PLANAR_MAX_DEPTH",
     "STRATEGIES",
+    "THREADS",
     "WORKSPACE_BYTES",
     "Geometry",
     "choose_method",
@@ -400,16 +404,21 @@ def _im2col(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
 #: large enough for an efficient matrix product; the block sizes between 1 and
 #: 4 MiB ran equally fast on the machine that built the book, 16 MiB slower.
 BLOCK_BYTES = 2 << 20
-#: Blocks are also held to the output's size (but not below this), so that a
-#: small layer's scratch stays near its output: peak memory about
-#: input + 2 × output.
-_MIN_BLOCK_BYTES = 1 << 18
+#: Blocks are also held to the output's size, so that a small layer's scratch
+#: stays near its output (peak memory about input + 2 × output), unless that
+#: would leave fewer than this many output positions per matrix product, whose
+#: speed falls off quickly for fewer rows.
+MIN_BLOCK_POSITIONS = 512
 
 
-def _block_bytes(geometry: Geometry, itemsize: int) -> int:
-    """Scratch bytes per block: :data:`BLOCK_BYTES`, or the output's size if smaller."""
+def _block_bytes(geometry: Geometry, itemsize: int, per_position: int) -> int:
+    """Scratch bytes per block, for ``per_position`` bytes of scratch per output position.
+
+    :data:`BLOCK_BYTES` at most; no more than the output's size, unless that
+    leaves fewer than :data:`MIN_BLOCK_POSITIONS` positions.
+    """
     output = int(np.prod(geometry.output_shape)) * itemsize
-    return min(BLOCK_BYTES, max(output, _MIN_BLOCK_BYTES))
+    return min(BLOCK_BYTES, max(output, MIN_BLOCK_POSITIONS * per_position))
 
 
 #: The most scratch memory the fast strategies keep between calls, per thread.
@@ -441,33 +450,37 @@ def _scratch(role: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return buffer[:nbytes].view(dtype).reshape(shape)
 
 
-#: Threads that copy column blocks and phase images (NumPy releases the GIL
-#: while it copies); ``None``: one per core this process may use.
-COPY_THREADS: int | None = None
+#: Threads the fast strategies use for their copies and their blocks (NumPy
+#: releases the GIL while it copies and multiplies); ``None``: one per core this
+#: process may use. Blocks also use no more threads than BLAS would.
+THREADS: int | None = None
 #: Copies smaller than this stay in the calling thread.
 _PARALLEL_COPY_BYTES = 1 << 18
 
 _pool: dict[int, ThreadPoolExecutor] = {}
+_block_pool: dict[int, ThreadPoolExecutor] = {}  # separate: blocks may wait for copies
 _pool_lock = threading.Lock()
 
 
 def _copy_threads() -> int:
-    if COPY_THREADS is not None:
-        return max(1, COPY_THREADS)
+    if THREADS is not None:
+        return max(1, THREADS)
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1  # pragma: no cover - platforms without affinity
 
 
-def _run_parallel(tasks: list[Callable[[], object]]) -> None:
-    """Run the tasks on :data:`COPY_THREADS` threads, the calling thread taking the first."""
+def _run_parallel(tasks: list[Callable[[], object]], pools: dict | None = None) -> None:
+    """Run the tasks on as many threads, the calling thread taking the first."""
     if len(tasks) == 1:
         tasks[0]()
         return
+    pools = _pool if pools is None else pools
     with _pool_lock:
-        pool = _pool.get(len(tasks))
+        pool = pools.get(len(tasks))
         if pool is None:
-            pool = _pool[len(tasks)] = ThreadPoolExecutor(len(tasks) - 1, "numpy_conv copy")
+            name = "numpy_conv blocks" if pools is _block_pool else "numpy_conv copy"
+            pool = pools[len(tasks)] = ThreadPoolExecutor(len(tasks) - 1, name)
     futures = [pool.submit(task) for task in tasks[1:]]
     tasks[0]()
     for future in futures:
@@ -480,7 +493,7 @@ def _split(length: int, parts: int) -> list[tuple[int, int]]:
 
 
 def _copyto(target: np.ndarray, source: np.ndarray) -> None:
-    """``target[...] = source``, split across :data:`COPY_THREADS` threads.
+    """``target[...] = source``, split across :data:`THREADS` threads.
 
     Matrix products use every core (BLAS threads); the copies that feed them
     would otherwise use one. The work is split along the first axis long
@@ -498,6 +511,79 @@ def _copyto(target: np.ndarray, source: np.ndarray) -> None:
         part = tuple(index)
         tasks.append(lambda part=part: np.copyto(target[part], source[part]))
     _run_parallel(tasks)
+
+
+_blas_lock = threading.Lock()
+_blas_state: dict[str, object] = {"libraries": None, "users": 0, "saved": []}
+
+
+def _blas_libraries() -> list:
+    """NumPy's BLAS libraries, as threadpoolctl controllers (none without threadpoolctl)."""
+    if _blas_state["libraries"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            found = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:  # threadpoolctl missing or unable to inspect: no block threads
+            found = []
+        _blas_state["libraries"] = list(found)
+    return _blas_state["libraries"]
+
+
+def _block_threads(blocks: int) -> int:
+    """How many threads may compute blocks at once: cores, BLAS's threads, the blocks."""
+    libraries = _blas_libraries()
+    if not libraries or blocks < 2:
+        return 1
+    with _blas_lock:
+        blas = max(_blas_state["saved"]) if _blas_state["users"] else None
+    if blas is None:
+        blas = max(library.num_threads for library in libraries)
+    return max(1, min(blas, _copy_threads(), blocks))
+
+
+def _for_each_block(function: Callable[[int], None], blocks: int) -> None:
+    """Call ``function(0), …, function(blocks - 1)``, spread over several threads.
+
+    A matrix product split among BLAS's threads waits for the slowest at every
+    step, and the copies that feed it run on one core. Instead, while the
+    blocks run, BLAS is held to one thread per caller (with threadpoolctl) and
+    :func:`_block_threads` threads take blocks in turn, each copying and
+    multiplying its own; a thread slowed by another process simply takes
+    fewer blocks. Each block is computed the same way whichever thread takes
+    it, so results do not depend on the scheduling.
+    """
+    threads = _block_threads(blocks)
+    if threads == 1:
+        for index in range(blocks):
+            function(index)
+        return
+    libraries = _blas_libraries()
+    with _blas_lock:
+        if _blas_state["users"] == 0:
+            _blas_state["saved"] = [library.num_threads for library in libraries]
+            for library in libraries:
+                library.set_num_threads(1)
+        _blas_state["users"] += 1
+    try:
+        counter = itertools.count()
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    index = next(counter)
+                if index >= blocks:
+                    return
+                function(index)
+
+        _run_parallel([work] * threads, _block_pool)
+    finally:
+        with _blas_lock:
+            _blas_state["users"] -= 1
+            if _blas_state["users"] == 0:
+                for library, count in zip(libraries, _blas_state["saved"], strict=True):
+                    library.set_num_threads(count)
 
 
 def _clear_workspace() -> None:
@@ -681,14 +767,18 @@ def _taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     out = np.empty(geometry.output_shape, dtype=x.dtype)
     direct = (grid.height, grid.width) == (geometry.out_height, geometry.out_width)
     flat_out = out.reshape(-1, out_channels)
-    per_block = _block_bytes(geometry, x.itemsize) // (2 * out_channels * x.itemsize)
+    per_position = 2 * out_channels * x.itemsize  # an accumulator and a product
+    per_block = _block_bytes(geometry, x.itemsize, per_position) // per_position
     per_block = max(grid.width, per_block)
     if direct and len(grid.taps) == 1:
         per_block = flat_out.shape[0]  # one product for the whole output
     size = (per_block + grid.width, out_channels)
-    accumulator = None if direct else _scratch("accumulator", size, x.dtype)
-    product = _scratch("product", size, x.dtype) if len(grid.taps) > 1 else None
-    for start, count, pieces in _grid_blocks(geometry, grid, per_block):
+    blocks = list(_grid_blocks(geometry, grid, per_block))
+
+    def block(index: int) -> None:
+        start, count, pieces = blocks[index]
+        accumulator = None if direct else _scratch("accumulator", size, x.dtype)
+        product = _scratch("product", size, x.dtype) if len(grid.taps) > 1 else None
         total = flat_out[start : start + count] if direct else accumulator[:count]
         for t, (phase, offset) in enumerate(grid.taps):
             rows = images[phase][start + offset : start + offset + count]
@@ -699,6 +789,8 @@ def _taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
                 total += product[:count]
         if not direct:
             _scatter(out, accumulator, pieces, grid.width)
+
+    _for_each_block(block, len(blocks))
     return out
 
 
@@ -736,12 +828,12 @@ def _row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[in
 
 
 def _nhwc_columns(x: np.ndarray, geometry: Geometry):
-    """Yield ``((n0, n1, i0, i1), columns)``: im2col blocks ``(groups, positions, terms)``.
+    """im2col in blocks: ``(spans, fill)``, ``fill(span)`` giving ``(groups, positions, terms)``.
 
-    The terms of a row are in the filter's ``(kh, kw, depth)`` order; every
-    block is copied from the window view into one reused buffer of
-    :data:`BLOCK_BYTES` or the output's size, whichever is smaller (but at
-    least one output row).
+    ``spans`` are blocks of output rows (:func:`_row_spans`); the terms of a
+    row are in the filter's ``(kh, kw, depth)`` order. ``fill`` copies a block
+    from the window view into the calling thread's scratch buffer of
+    :func:`_block_bytes` (at least one output row).
     """
     batch, out_h, out_w, _ = geometry.output_shape
     groups, depth = geometry.groups, geometry.in_depth
@@ -751,15 +843,19 @@ def _nhwc_columns(x: np.ndarray, geometry: Geometry):
     view = view.reshape(batch, out_h, out_w, groups, depth, kh, kw)
     view = view.transpose(3, 0, 1, 2, 5, 6, 4)  # (groups, n, i, j, kh, kw, depth)
     row_bytes = groups * out_w * terms * x.itemsize
-    spans = _row_spans(geometry, row_bytes, _block_bytes(geometry, x.itemsize))
+    per_position = row_bytes // out_w
+    spans = _row_spans(geometry, row_bytes, _block_bytes(geometry, x.itemsize, per_position))
     n0, n1, i0, i1 = spans[0]
-    buffer = _scratch("columns", (groups, (n1 - n0) * (i1 - i0) * out_w * terms), x.dtype)
-    for span in spans:
+    size = (groups, (n1 - n0) * (i1 - i0) * out_w * terms)
+
+    def fill(span: tuple[int, int, int, int]) -> np.ndarray:
         n0, n1, i0, i1 = span
         source = view[:, n0:n1, i0:i1]
-        columns = buffer[:, : source[0].size].reshape(source.shape)
-        _copyto(columns, source)
-        yield span, columns.reshape(groups, -1, terms)
+        columns = _scratch("columns", size, x.dtype)[:, : source[0].size].reshape(source.shape)
+        np.copyto(columns, source)
+        return columns.reshape(groups, -1, terms)
+
+    return spans, fill
 
 
 def _im2col_blocked(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -775,9 +871,14 @@ def _im2col_blocked(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndar
     per_group = out_channels // groups
     matrix = w.reshape(-1, groups, per_group).transpose(1, 0, 2)
     out = np.empty(geometry.output_shape, dtype=x.dtype)
-    for (n0, n1, i0, i1), columns in _nhwc_columns(x, geometry):
+    spans, fill = _nhwc_columns(x, geometry)
+
+    def block(index: int) -> None:
+        n0, n1, i0, i1 = spans[index]
         target = out[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
-        np.matmul(columns, matrix, out=target)
+        np.matmul(fill(spans[index]), matrix, out=target)
+
+    _for_each_block(block, len(spans))
     return out
 
 
@@ -791,7 +892,8 @@ def _planar_order(geometry: Geometry, grid: _Grid) -> np.ndarray:
 
 
 def _planar_columns(x: np.ndarray, geometry: Geometry, grid: _Grid):
-    """Yield ``((n0, n1, i0, i1), block)``: transposed im2col blocks ``(groups, terms, positions)``.
+    """Transposed im2col in blocks: ``(spans, fill)``, ``fill(span)`` giving
+    ``(groups, terms, positions)``.
 
     Row ``r`` of a block holds term ``_planar_order(...)[r]``. The input is
     first copied into channel-first stride phases (``(C, N, height, width)``,
@@ -803,12 +905,14 @@ def _planar_columns(x: np.ndarray, geometry: Geometry, grid: _Grid):
     out_w, groups, depth = geometry.out_width, geometry.groups, geometry.in_depth
     terms = geometry.terms
     row_bytes = groups * terms * out_w * x.itemsize
-    spans = _row_spans(geometry, row_bytes, _block_bytes(geometry, x.itemsize))
+    per_position = row_bytes // out_w
+    spans = _row_spans(geometry, row_bytes, _block_bytes(geometry, x.itemsize, per_position))
     n0, n1, i0, i1 = spans[0]
-    buffer = _scratch("columns", (groups, terms, (n1 - n0) * (i1 - i0) * out_w), x.dtype)
-    for span in spans:
+    size = (groups, terms, (n1 - n0) * (i1 - i0) * out_w)
+
+    def fill(span: tuple[int, int, int, int]) -> np.ndarray:
         n0, n1, i0, i1 = span
-        block = buffer[:, :, : (n1 - n0) * (i1 - i0) * out_w]
+        block = _scratch("columns", size, x.dtype)[:, :, : (n1 - n0) * (i1 - i0) * out_w]
         row = 0
         for plane, (offset, n_a, step_a, n_b, step_b, taps) in zip(
             planes, grid.lattices, strict=True
@@ -829,10 +933,12 @@ def _planar_columns(x: np.ndarray, geometry: Geometry, grid: _Grid):
                 ),
                 writeable=False,
             )
-            size = depth * len(taps)
-            _copyto(block[:, row : row + size].reshape(view.shape), view)
-            row += size
-        yield span, block
+            size_rows = depth * len(taps)
+            np.copyto(block[:, row : row + size_rows].reshape(view.shape), view)
+            row += size_rows
+        return block
+
+    return spans, fill
 
 
 def _planar(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -849,9 +955,14 @@ def _planar(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     per_group = out_channels // groups
     matrix = w.reshape(-1, groups, per_group)[_planar_order(geometry, grid)].transpose(1, 0, 2)
     out = np.empty(geometry.output_shape, dtype=x.dtype)
-    for (n0, n1, i0, i1), block in _planar_columns(x, geometry, grid):
+    spans, fill = _planar_columns(x, geometry, grid)
+
+    def block(index: int) -> None:
+        n0, n1, i0, i1 = spans[index]
         target = out[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
-        np.matmul(block.transpose(0, 2, 1), matrix, out=target)
+        np.matmul(fill(spans[index]).transpose(0, 2, 1), matrix, out=target)
+
+    _for_each_block(block, len(spans))
     return out
 
 
@@ -922,19 +1033,29 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
     groups, depth = geometry.groups, geometry.in_depth
     per_group = geometry.out_channels // groups
     terms = geometry.terms
-    total = np.zeros((groups, terms, per_group), dtype=x.dtype)
-    product = np.empty_like(total)
     planar = choose_method(geometry) == "planar"
     if planar:
         grid = _grid(geometry)
-        blocks = _planar_columns(x, geometry, grid)
+        spans, fill = _planar_columns(x, geometry, grid)
     else:
-        blocks = _nhwc_columns(x, geometry)
-    for (n0, n1, i0, i1), columns in blocks:
-        gradient = dy[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
-        rows = columns if planar else columns.transpose(0, 2, 1)  # (groups, terms, positions)
-        np.matmul(rows, gradient, out=product)
-        total += product
+        spans, fill = _nhwc_columns(x, geometry)
+    # One partial sum per thread, over a fixed range of blocks, added in order: the
+    # result depends on the number of threads, not on their timing.
+    ranges = _split(len(spans), _block_threads(len(spans)))
+    partial = np.zeros((len(ranges), groups, terms, per_group), dtype=x.dtype)
+
+    def accumulate(index: int) -> None:
+        product = np.empty_like(partial[index])
+        for span in spans[slice(*ranges[index])]:
+            n0, n1, i0, i1 = span
+            gradient = dy[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
+            columns = fill(span)
+            rows = columns if planar else columns.transpose(0, 2, 1)  # (groups, terms, positions)
+            np.matmul(rows, gradient, out=product)
+            partial[index] += product
+
+    _for_each_block(accumulate, len(ranges))
+    total = partial.sum(axis=0)
     if planar:
         ordered = np.empty_like(total)
         ordered[:, _planar_order(geometry, grid)] = total

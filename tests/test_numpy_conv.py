@@ -782,8 +782,8 @@ def test_fast_strategies_are_exact_across_block_boundaries(config, block, thread
     dy = np.random.default_rng(config.seed + 1).integers(-4, 5, y.shape).astype(np.float64)
     dx = conv2d_backprop_input(x.shape, w, dy, **config.args, method="im2col")
     dw = conv2d_backprop_filter(x, w.shape, dy, **config.args, method="im2col")
-    saved = numpy_conv.BLOCK_BYTES, numpy_conv.COPY_THREADS, numpy_conv._PARALLEL_COPY_BYTES
-    numpy_conv.BLOCK_BYTES, numpy_conv.COPY_THREADS, numpy_conv._PARALLEL_COPY_BYTES = (
+    saved = numpy_conv.BLOCK_BYTES, numpy_conv.THREADS, numpy_conv._PARALLEL_COPY_BYTES
+    numpy_conv.BLOCK_BYTES, numpy_conv.THREADS, numpy_conv._PARALLEL_COPY_BYTES = (
         block,
         threads,
         0,
@@ -795,7 +795,7 @@ def test_fast_strategies_are_exact_across_block_boundaries(config, block, thread
         np.testing.assert_array_equal(conv2d_backprop_input(x.shape, w, dy, **config.args), dx)
         np.testing.assert_array_equal(conv2d_backprop_filter(x, w.shape, dy, **config.args), dw)
     finally:
-        numpy_conv.BLOCK_BYTES, numpy_conv.COPY_THREADS, numpy_conv._PARALLEL_COPY_BYTES = saved
+        numpy_conv.BLOCK_BYTES, numpy_conv.THREADS, numpy_conv._PARALLEL_COPY_BYTES = saved
 
 
 def test_auto_follows_its_documented_rule():
@@ -838,10 +838,18 @@ def test_threads_keep_their_own_scratch():
         for c, k in [(1, 5), (3, 3), (16, 3), (4, 1), (2, 7), (32, 3)] * 3
     ]
     expected = [conv2d(x, w.astype(np.float64), 1, "SAME", method="im2col") for x, w in jobs]
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda job: conv2d(job[0], job[1], 1, "SAME"), jobs))
+    blas = [lib.num_threads for lib in numpy_conv._blas_libraries()]
+    saved = numpy_conv._PARALLEL_COPY_BYTES, numpy_conv.BLOCK_BYTES
+    numpy_conv._PARALLEL_COPY_BYTES, numpy_conv.BLOCK_BYTES = 0, 2000  # many blocks and copies
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda job: conv2d(job[0], job[1], 1, "SAME"), jobs))
+    finally:
+        numpy_conv._PARALLEL_COPY_BYTES, numpy_conv.BLOCK_BYTES = saved
     for got, want in zip(results, expected, strict=True):
         np.testing.assert_array_equal(got, want)
+    # BLAS is held to one thread while blocks run in parallel, then restored.
+    assert [lib.num_threads for lib in numpy_conv._blas_libraries()] == blas
 
 
 def test_requests_beyond_the_workspace_get_fresh_arrays():
