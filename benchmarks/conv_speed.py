@@ -17,7 +17,18 @@ input channels, grouped convolutions), in one process:
   its kernels on the first call);
 - ``tf.nn.conv2d`` and each NumPy method are then timed *interleaved*, one call
   each per round, the order reversed every other round, for ``--repeats``
-  rounds; a background job that slows the machine for a while slows both;
+  rounds; a background job that slows the machine for a while slows both.
+  Interleaving also means that each call finds its library's threads idle,
+  as in a program that does other work between convolutions; one library
+  timed alone, call after call, finds them still awake and can look faster
+  (TensorFlow's small layers most: about a millisecond per call here);
+- OpenBLAS's idle threads spin for about a tenth of a second after each
+  product (its default ``OPENBLAS_THREAD_TIMEOUT``), and in one process they
+  took a core from the TensorFlow call that followed, which then ran about
+  half as fast. Unless ``--blas-spin`` is given or the variable is already
+  set, the benchmark therefore restarts itself with
+  ``OPENBLAS_THREAD_TIMEOUT=4`` (threads sleep at once; NumPy's own times did
+  not change measurably);
 - the table gives each function's **median** time, GFLOP/s computed from the
   direct sum's operation count ``2·N·Ho·Wo·K·kh·kw·Cin/groups`` (whatever the
   method really executes), and the **ratio**: the median, over rounds, of the
@@ -50,8 +61,13 @@ Every number here belongs to one machine, one load and one set of libraries:
 - Both libraries use every core they are given. On a shared machine another
   process's load comes and goes; the interleaved rounds and paired ratios
   resist slow drifts, not a busy neighbour during one call, so re-run and
-  compare before trusting a single table. Absolute times and GFLOP/s vary far
-  more from run to run than the ratios.
+  compare before trusting a single table (the header gives the load
+  average). Absolute times and GFLOP/s vary far more from run to run than
+  the ratios. A busy neighbour hurts NumPy more: a matrix product split
+  among OpenBLAS's threads waits for the slowest, and the strategies that
+  spread blocks over threads (``companion.numpy_conv.THREADS``) share out
+  the blocks but not a single product. ``--threads 1`` compares both
+  libraries on one thread each, which a neighbour disturbs far less.
 - Which strategy ``auto`` picks (:func:`companion.numpy_conv.choose_method`)
   was tuned on the machine that built the book; on another machine another
   choice may be faster: ``--methods`` shows them side by side.
