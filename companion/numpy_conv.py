@@ -1087,8 +1087,10 @@ PLANAR_MAX_DEPTH = 8
 def choose_method(geometry: Geometry) -> str:
     """Return the strategy ``method="auto"`` uses for this geometry.
 
-    The rule, from timings on the machine that built the book (see
-    ``benchmarks/conv_speed.py``; each branch won there by a clear margin):
+    The rule comes from timing every strategy on the layer shapes of
+    ``benchmarks/conv_speed.py`` on the machine that built the book (2 cores,
+    OpenBLAS): on the shapes of each kind, the strategy named was the fastest
+    or within noise of it, and the others lost clearly somewhere.
 
     - a 1×1 kernel: ``"taps"``, which is then a single matrix product per
       group, read in place when there is no stride;
@@ -1097,7 +1099,8 @@ def choose_method(geometry: Geometry) -> str:
       groups): ``"planar"``, whose column copies run along image rows instead
       of along the few channels;
     - anything else: ``"im2col_blocked"``, one large matrix product per block
-      of output rows, with the column buffer held to the output's size.
+      of output rows (a cache-sized column buffer, no larger than the output
+      unless that would leave too few rows for an efficient product).
 
     Examples
     --------
