@@ -46,7 +46,9 @@ Speed: the fast strategies work in blocks of at most :data:`BLOCK_BYTES`, so
 their memory stays near the input plus twice the output; they spread the
 blocks over :data:`THREADS` threads, holding NumPy's BLAS to one thread per
 block meanwhile (with threadpoolctl, when it is installed; scikit-learn
-depends on it), and keep their scratch buffers (at most
+depends on it; the setting is process-wide, so BLAS calls that other threads
+make during a convolution run on one thread too), and keep their scratch
+buffers (at most
 :data:`WORKSPACE_BYTES` per thread) from call to call.
 ``python -m benchmarks.conv_speed`` times them against ``tf.nn.conv2d``.
 
