@@ -9,7 +9,8 @@ have built it up in the open:
 - :mod:`companion.images`: scikit-learn's sample photographs as a batch, the
   hand-made filters of chapter 1, and stacking 2-D kernels into a filter.
 - :mod:`companion.numpy_conv`: ``tf.nn.conv2d`` and its two gradients in NumPy,
-  from Python loops to im2col, with TensorFlow's exact semantics (chapter 5).
+  from Python loops to cache-blocked matrix products, with TensorFlow's exact semantics
+  (chapter 5).
 - :mod:`companion.numerics`: unit roundoff, ``γ_n`` and the rounding-error bounds
   that every floating-point comparison in the book uses (chapters 5 and 6).
 - :mod:`companion.keras_vs_op`: a Keras ``Conv2D`` layer computed with
