@@ -16,12 +16,13 @@ NBVAL := $(BIN)/pytest --nbval --nbval-current-env \
 
 export PYTHONHASHSEED := 0
 
-.PHONY: help env test lint unit nbval book site-test execute setup-cells clean
+.PHONY: help env test lint unit nbval book site-test bench execute setup-cells clean
 
 help:
 	@echo "make test         lint, unit tests, and nbval over every notebook"
 	@echo "make book         build the site into _build/html from the stored outputs"
 	@echo "make site-test    check every page of the built site in headless Chromium"
+	@echo "make bench        time companion.numpy_conv against tf.nn.conv2d (not a test)"
 	@echo "make execute      re-execute every notebook in place (authors only)"
 	@echo "make setup-cells  rewrite the notebooks' Colab setup cells from _config.yml"
 	@echo "make clean        remove _build and .venv"
@@ -42,11 +43,11 @@ $(STAMP): pyproject.toml
 test: lint unit nbval
 
 lint: $(STAMP)
-	$(BIN)/ruff check companion tests tools book
-	$(BIN)/ruff format --check companion tests tools book
+	$(BIN)/ruff check companion tests tools book benchmarks
+	$(BIN)/ruff format --check companion tests tools book benchmarks
 
 unit: $(STAMP)
-	$(BIN)/pytest --doctest-modules companion tests --ignore=tests/site
+	$(BIN)/pytest --doctest-modules companion benchmarks tests --ignore=tests/site
 
 nbval: $(STAMP)
 	$(NBVAL)
@@ -57,6 +58,10 @@ book: $(STAMP)
 # Needs Debian's chromium (/usr/bin/chromium); .ci/run installs it. Screenshots: _build/screenshots/.
 site-test: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider tests/site
+
+# Speed is measured, never asserted: see benchmarks/conv_speed.py. BENCH_ARGS="--quick --json x.json"
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.conv_speed $(BENCH_ARGS)
 
 execute: $(STAMP)
 	$(BIN)/jupyter execute --inplace --timeout=900 $(NOTEBOOKS)

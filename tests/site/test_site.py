@@ -81,6 +81,9 @@ def visits(browser, site_url) -> dict[str, dict]:
                 title: document.title,
                 h1: document.querySelector('main h1, article h1')?.innerText ?? '',
                 images: [...document.images].map(i => [i.getAttribute('src'), i.naturalWidth]),
+                overflowingCode: [...document.querySelectorAll('div.cell_input pre')]
+                    .filter(e => e.checkVisibility() && e.scrollWidth > e.clientWidth + 1)
+                    .map(e => e.innerText.split('\\n')[0]),
                 mathElements: document.querySelectorAll('.math').length,
                 typeset: document.querySelectorAll('mjx-container').length,
                 rawTex: [...document.querySelectorAll('.math')]
@@ -117,6 +120,14 @@ def test_no_console_error_and_no_failed_request(visits, file):
 def test_every_image_loaded(visits, file):
     broken = [src for src, width in visits[file]["images"] if width == 0]
     assert broken == [], f"{file}: images that did not load {broken}"
+
+
+@pytest.mark.parametrize("file", PAGES)
+def test_code_cells_fit_the_page(visits, file):
+    """At 1280 px, no code cell needs a horizontal scroll bar (code is 100 columns wide)."""
+    assert visits[file]["overflowingCode"] == [], (
+        f"{file}: code cells wider than the article: {visits[file]['overflowingCode']}"
+    )
 
 
 @pytest.mark.parametrize("file", PAGES)
