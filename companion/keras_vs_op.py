@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from companion.layers import to_tf_data_format
+from companion.arguments import to_tf_data_format
 
 __all__ = ["conv2d_layer_as_op", "op_arguments"]
 

@@ -9,7 +9,7 @@ it accepts ``strides > 1`` together with ``dilation_rate > 1``, which
 :func:`tf.nn.conv2d` supports.
 
 All stride, dilation, padding and output-size arithmetic comes from
-:mod:`companion.padding`.
+:mod:`companion.arithmetic`.
 
 Notes
 -----
@@ -44,48 +44,17 @@ backend (the default).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from functools import cache
 
 import keras
 import tensorflow as tf
 
-from companion import padding as conv_arith
+from companion import arguments, arithmetic
+from companion.arguments import to_tf_data_format
 from companion.runtime import onednn_enabled
 
-__all__ = ["NNConv2D", "native_nchw_available", "to_tf_data_format"]
-
-_TF_DATA_FORMATS = {"channels_last": "NHWC", "channels_first": "NCHW"}
-
-
-def to_tf_data_format(data_format: str | None) -> str:
-    """Return TensorFlow's name for a Keras ``data_format``.
-
-    Parameters
-    ----------
-    data_format : {"channels_last", "channels_first"} or None
-        Case-insensitive, as Keras reads it; ``None`` means Keras' configured
-        default (``keras.config.image_data_format()``).
-
-    Returns
-    -------
-    str
-        ``"NHWC"`` or ``"NCHW"``.
-
-    Raises
-    ------
-    ValueError
-        For any other value.
-
-    Examples
-    --------
-    >>> to_tf_data_format("channels_first")
-    'NCHW'
-    >>> to_tf_data_format("Channels_Last")
-    'NHWC'
-    """
-    return _TF_DATA_FORMATS[_standardize_data_format(data_format)]
+__all__ = ["NNConv2D", "native_nchw_available"]
 
 
 @cache
@@ -107,49 +76,16 @@ def native_nchw_available(dtype: str = "float32") -> bool:
     return onednn_enabled() and tf.as_dtype(dtype).name in {"float32", "bfloat16"}
 
 
-def _standardize_data_format(data_format: str | None) -> str:
-    if data_format is None:
-        return keras.config.image_data_format()
-    standardized = str(data_format).lower()
-    if standardized not in _TF_DATA_FORMATS:
-        raise ValueError(
-            f"data_format: expected 'channels_last' or 'channels_first', got {data_format!r}"
-        )
-    return standardized
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    try:
-        number = operator.index(value)  # ints and NumPy integers, not floats
-    except TypeError:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return number
-
-
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     """An int or two ints (height, width), each positive, as Conv2D takes them."""
-    if isinstance(value, str):
-        raise ValueError(f"{name}: expected an int or a tuple of 2 ints, got {value!r}")
-    try:
-        items = [value] if not hasattr(value, "__len__") else list(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError(f"{name}: expected an int or a tuple of 2 ints, got {value!r}") from None
-    if len(items) == 1:
-        items = items * 2
-    if len(items) != 2:
-        raise ValueError(
-            f"{name}: expected an int or a tuple of 2 ints, got {value!r} of length {len(items)}"
-        )
-    try:
-        return tuple(_positive_int(item, name) for item in items)  # type: ignore[return-value]
-    except ValueError:
-        raise ValueError(
-            f"{name}: expected a positive int or a tuple of 2 positive ints, got {value!r}"
-        ) from None
+    items = arguments.integers(
+        value,
+        name,
+        lengths=(1, 2),
+        minimum=1,
+        expected="a positive int or a tuple of 2 positive ints",
+    )
+    return (items[0], items[0]) if len(items) == 1 else items  # type: ignore[return-value]
 
 
 def _standardize_padding(padding: object) -> str:
@@ -179,7 +115,7 @@ class NNConv2D(keras.layers.Layer):
         ``dilation_rate``.
     padding : {"valid", "same"}, default "valid"
         Case-insensitive. ``"same"`` pads as TensorFlow does, the odd zero
-        at the bottom/right (:func:`companion.padding.same_pads`).
+        at the bottom/right (:func:`companion.arithmetic.same_pads`).
     data_format : {"channels_last", "channels_first"} or None
         ``None`` means ``keras.config.image_data_format()``. See the module
         notes for ``"channels_first"`` on TensorFlow's reference CPU kernels.
@@ -249,17 +185,18 @@ class NNConv2D(keras.layers.Layer):
                 f"NNConv2D calls tf.nn.conv2d and needs Keras' TensorFlow backend, "
                 f"got backend {keras.backend.backend()!r}"
             )
-        self.filters = _positive_int(filters, "filters")
+        self.filters = arguments.integer(filters, "filters", minimum=1)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.strides = _pair(strides, "strides")
         self.dilation_rate = _pair(dilation_rate, "dilation_rate")
-        self.groups = _positive_int(groups, "groups")
+        self.groups = arguments.integer(groups, "groups", minimum=1)
         if self.filters % self.groups:
             raise ValueError(
                 f"filters: must be divisible by groups={self.groups}, got filters={self.filters}"
             )
         self.padding = _standardize_padding(padding)
-        self.data_format = _standardize_data_format(data_format)
+        tf_format = to_tf_data_format(data_format)
+        self.data_format = "channels_last" if tf_format == "NHWC" else "channels_first"
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -268,12 +205,10 @@ class NNConv2D(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
-        # Checked by companion.padding now, so that a bad combination fails here
-        # rather than inside TensorFlow.
-        tf_format = to_tf_data_format(self.data_format)
-        self._tf_strides = conv_arith.normalize_strides(self.strides, tf_format)
-        self._tf_dilations = conv_arith.normalize_dilations(self.dilation_rate, tf_format)
-        self._tf_padding = conv_arith.normalize_padding(self.padding.upper(), tf_format)
+        # Checked now, so that a bad combination fails here rather than inside TensorFlow.
+        self._tf_strides = arguments.normalize_strides(self.strides, tf_format)
+        self._tf_dilations = arguments.normalize_dilations(self.dilation_rate, tf_format)
+        self._tf_padding = arguments.normalize_padding(self.padding.upper(), tf_format)
         self.input_spec = keras.layers.InputSpec(ndim=4)
         self.kernel = None
         self.bias = None
@@ -312,7 +247,7 @@ class NNConv2D(keras.layers.Layer):
                 f"(batch, channels, height, width), got {input_shape}"
             )
         in_depth = self._in_depth(input_shape)
-        output_shape = conv_arith.conv_output_shape(
+        output_shape = arithmetic.conv_output_shape(
             input_shape,
             (*self.kernel_size, in_depth or 1, self.filters),
             strides=self.strides,
@@ -320,7 +255,7 @@ class NNConv2D(keras.layers.Layer):
             data_format=to_tf_data_format(self.data_format),
             dilations=self.dilation_rate,
         )
-        spatial_out = conv_arith.spatial(output_shape, to_tf_data_format(self.data_format))
+        spatial_out = arguments.spatial(output_shape, to_tf_data_format(self.data_format))
         if 0 in spatial_out:
             raise ValueError(
                 f"kernel_size: the input {input_shape} is too small for kernel_size="
@@ -370,10 +305,10 @@ class NNConv2D(keras.layers.Layer):
             outputs = tf.nn.conv2d(
                 nhwc,
                 kernel,
-                strides=conv_arith.normalize_strides(self.strides, "NHWC"),
+                strides=arguments.normalize_strides(self.strides, "NHWC"),
                 padding=self._tf_padding,
                 data_format="NHWC",
-                dilations=conv_arith.normalize_dilations(self.dilation_rate, "NHWC"),
+                dilations=arguments.normalize_dilations(self.dilation_rate, "NHWC"),
             )
             outputs = tf.transpose(outputs, (0, 3, 1, 2))
         else:

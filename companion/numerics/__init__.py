@@ -1,0 +1,79 @@
+"""Floating-point numerics of convolution: bounds, formats, orders, and accurate sums.
+
+A convolution output is a sum of products, and floating-point addition is not
+associative, so two correct implementations that add in different orders
+(a Python loop, BLAS, TensorFlow's two CPU paths) give results that differ in
+the last bits. This package says how far apart they may be, and why:
+
+- :mod:`~companion.numerics.bounds` (chapter 5): unit roundoff, ``γ_n`` and the
+  worst-case bounds on a dot product and a convolution, and
+  :func:`assert_conv_close`, the comparison every test of the book uses;
+- :mod:`~companion.numerics.formats` (chapter 6): float16, bfloat16, TF32,
+  float32 and float64 described once (:func:`float_format`), distances in
+  units in the last place (:func:`ulp_distance`, :func:`ulp`) and rounding to
+  a narrower format (:func:`round_to_format`);
+- :mod:`~companion.numerics.probabilistic` (chapter 6): Higham and Mary's
+  ``γ̃_n(λ) ≈ λ·√n·u`` beside the worst case;
+- :mod:`~companion.numerics.summation` (chapter 6): sums in several orders
+  with their bounds, and :func:`fma_dot`, the chain of fused multiply-adds
+  that BLAS and oneDNN kernels evaluate;
+- :mod:`~companion.numerics.accurate` (chapter 6): :func:`accurate_conv2d`
+  (float64 accumulation, a compensated dot product, or the exactly rounded
+  result).
+"""
+
+from companion.numerics.accurate import (
+    ACCURATE_MODES,
+    accurate_conv2d,
+    compensated_error_bound,
+    conv_magnitude,
+)
+from companion.numerics.bounds import (
+    assert_conv_close,
+    conv_error_bound,
+    dot_error_bound,
+    gamma,
+)
+from companion.numerics.formats import (
+    FloatFormat,
+    float_format,
+    round_to_format,
+    ulp,
+    ulp_distance,
+    unit_roundoff,
+)
+from companion.numerics.probabilistic import (
+    bound_probability,
+    probabilistic_error_bound,
+    probabilistic_gamma,
+)
+from companion.numerics.summation import (
+    SUMMATION_METHODS,
+    fma_dot,
+    summation,
+    summation_error_bound,
+)
+
+__all__ = [
+    "ACCURATE_MODES",
+    "SUMMATION_METHODS",
+    "FloatFormat",
+    "accurate_conv2d",
+    "assert_conv_close",
+    "bound_probability",
+    "compensated_error_bound",
+    "conv_error_bound",
+    "conv_magnitude",
+    "dot_error_bound",
+    "float_format",
+    "fma_dot",
+    "gamma",
+    "probabilistic_error_bound",
+    "probabilistic_gamma",
+    "round_to_format",
+    "summation",
+    "summation_error_bound",
+    "ulp",
+    "ulp_distance",
+    "unit_roundoff",
+]

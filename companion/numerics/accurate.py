@@ -1,0 +1,332 @@
+"""A convolution more accurate than any working-precision order: float64, compensated, exact.
+
+Built in chapter 6.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from companion import arguments, numpy_conv
+from companion.arithmetic import conv_geometry
+from companion.numerics.bounds import gamma
+from companion.numerics.formats import cast_once, float_array, float_format, next_float
+from companion.numerics.summation import exact_sums, two_sum
+from companion.numpy_conv import operands
+from companion.numpy_conv.direct import windows
+
+#: The modes of :func:`accurate_conv2d`.
+ACCURATE_MODES = ("float64", "compensated", "exact")
+
+
+def _veltkamp_split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Veltkamp's split of each value into two halves of ``⌈p/2⌉`` bits (Dekker 1971)."""
+    factor = a.dtype.type(2.0 ** math.ceil(float_format(a.dtype).precision / 2) + 1)
+    c = factor * a
+    high = c - (c - a)
+    return high, a - high
+
+
+def _two_product(
+    a: np.ndarray, a_split: tuple, b: np.ndarray, b_split: tuple
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dekker's TwoProduct: ``p + e == a·b`` exactly (barring underflow), ``p = fl(a·b)``."""
+    (ah, al), (bh, bl) = a_split, b_split
+    p = a * b
+    return p, al * bl - (((p - ah * bh) - al * bh) - ah * bl)
+
+
+def _conv_arguments(input, filters, strides, padding, data_format, dilations):
+    """The operands checked as :func:`companion.numpy_conv.conv2d` checks them (floating
+    point only), in NHWC too, and the resolved geometry."""
+    data_format = arguments.normalize_data_format(data_format)
+    x = operands.array_argument(float_array(input, "input"), "input", f"in {data_format} order")
+    w = operands.array_argument(filters, "filters", operands.FILTER_LAYOUT)
+    w = operands.convert(w, x.dtype, "filters")  # as tf.nn.conv2d converts a NumPy filter
+    geometry = conv_geometry(x.shape, w.shape, strides, padding, data_format, dilations)
+    return data_format, x, w, operands.to_nhwc(x, data_format), geometry
+
+
+def conv_magnitude(
+    input: np.ndarray,
+    filters: np.ndarray,
+    strides: int | Sequence[int],
+    padding: str | Sequence[Sequence[int]],
+    data_format: str = "NHWC",
+    dilations: int | Sequence[int] | None = None,
+) -> np.ndarray:
+    """``conv(|x|, |w|)``: each output's ``Σ|x_i·w_i|``, rigorously from above.
+
+    The scale of every rounding-error bound and estimate of a convolution
+    (:func:`dot_error_bound`, :func:`probabilistic_error_bound`,
+    :func:`compensated_error_bound`). ``filters`` is converted to
+    ``input.dtype`` first, as in :func:`conv_error_bound`; the float64
+    evaluation is enlarged by its own worst-case error.
+
+    Returns
+    -------
+    ndarray of float64
+        In the output's shape and ``data_format`` order.
+
+    Examples
+    --------
+    >>> m = conv_magnitude(np.ones((1, 3, 3, 1), np.float32), -np.ones((2, 2, 1, 1)), 1, "VALID")
+    >>> m.shape, bool(np.all((m >= 4) & (m < 4 + 1e-14)))
+    ((1, 2, 2, 1), True)
+    """
+    data_format, x, w, _, geometry = _conv_arguments(
+        input, filters, strides, padding, data_format, dilations
+    )
+    magnitude = numpy_conv.conv2d(
+        np.abs(x.astype(np.float64)),
+        np.abs(w.astype(np.float64)),
+        strides,
+        padding,
+        data_format,
+        dilations,
+    )
+    return magnitude / (1 - gamma(geometry.terms, np.float64))
+
+
+def compensated_error_bound(
+    magnitude: np.ndarray | float,
+    n: int,
+    dtype: object,
+    *,
+    exact: np.ndarray | float | None = None,
+) -> np.ndarray | float:
+    """Bound the error of a compensated dot product (``accurate_conv2d(mode="compensated")``).
+
+    Ogita, Rump and Oishi's Dot2 (2005, Proposition 5.5 and Theorem 5.3)
+    computes each product exactly as a sum of two floats (TwoProduct) and
+    carries every addition's error along (TwoSum), so the result is as
+    accurate as if computed in twice the working precision and rounded:
+    ``|ŝ − s| ≤ u·|s| + γ_n²·Σ|x_i·y_i|``, without underflow.
+
+    Parameters
+    ----------
+    magnitude : array_like
+        ``Σ|x_i·y_i|``.
+    n : int
+        The number of products.
+    dtype : dtype-like or str
+        The working precision.
+    exact : array_like, optional
+        An upper bound on ``|s|``; default ``magnitude``.
+
+    Returns
+    -------
+    float or ndarray of float64
+
+    Examples
+    --------
+    >>> bound = compensated_error_bound(1.0, 9, np.float32, exact=0.01)
+    >>> round(bound / unit_roundoff(np.float32), 4)       # one rounding of |s|, nearly
+    0.01
+    """
+    fmt = float_format(dtype)
+    magnitude = np.asarray(magnitude, dtype=np.float64)
+    if magnitude.size and not np.all(magnitude >= 0):
+        raise ValueError("magnitude: expected non-negative sums of absolute products")
+    n = arguments.integer(n, "n", expected="a non-negative integer number of products")
+    top = magnitude if exact is None else np.asarray(exact, dtype=np.float64)
+    bound = fmt.unit_roundoff * top + gamma(n, fmt) ** 2 * magnitude
+    return float(bound) if bound.ndim == 0 else bound
+
+
+def accurate_conv2d(
+    input: np.ndarray,
+    filters: np.ndarray,
+    strides: int | Sequence[int],
+    padding: str | Sequence[Sequence[int]],
+    data_format: str = "NHWC",
+    dilations: int | Sequence[int] | None = None,
+    *,
+    mode: str = "compensated",
+) -> np.ndarray:
+    """``tf.nn.conv2d``, computed more accurately than any single-precision order allows.
+
+    The arguments and the semantics (padding, strides, dilations, groups,
+    data formats) are those of :func:`companion.numpy_conv.conv2d`, whose
+    :func:`~companion.arithmetic.conv_geometry` resolves them; the result has
+    ``input``'s dtype. The modes:
+
+    - ``"float64"``: products and sums in float64, rounded once at the end
+      (for float16/bfloat16/float32 data, whose products are exact in
+      float64). Error: :func:`conv_error_bound` with
+      ``accumulate_dtype="float64"``, about one rounding of the output.
+      For float64 data it is the ordinary float64 convolution;
+    - ``"compensated"``: Ogita, Rump and Oishi's Dot2 in the working
+      precision (float32 for float16, bfloat16 and float32 data): exact
+      products (TwoProduct) and error-free additions (TwoSum), as accurate as
+      twice the working precision (:func:`compensated_error_bound`), without
+      a wider type: the method for hardware that has none;
+    - ``"exact"``: the exact sum of the stored operands' products, rounded
+      once to nearest (:func:`math.fsum`, with a correction for double
+      rounding): the reference against which errors are counted in ULPs.
+      Slow (a Python loop over the outputs).
+
+    Parameters
+    ----------
+    input, filters, strides, padding, data_format, dilations
+        As for :func:`tf.nn.conv2d`; ``input`` float16, bfloat16, float32 or
+        float64, ``filters`` converted to its dtype.
+    mode : {"float64", "compensated", "exact"}, keyword-only
+
+    Returns
+    -------
+    ndarray
+        In ``data_format`` order, of ``input``'s dtype.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode, a non-floating input, or any argument
+        :func:`companion.numpy_conv.conv2d` rejects.
+
+    Examples
+    --------
+    Nine products of float32 numbers whose float32 sum loses its last term:
+
+    >>> x = np.float32([1.0, 2.0**-24, 2.0**-24] + [0.0] * 6).reshape(1, 3, 3, 1)
+    >>> w = np.ones((3, 3, 1, 1), np.float32)
+    >>> float(accurate_conv2d(x, w, 1, "VALID", mode="exact")[0, 0, 0, 0]) == 1 + 2.0**-23
+    True
+    >>> float(accurate_conv2d(x, w, 1, "VALID")[0, 0, 0, 0]) == 1 + 2.0**-23
+    True
+    """
+    mode = arguments.choice(mode, "mode", ACCURATE_MODES)
+    data_format, x, w, nhwc, geometry = _conv_arguments(
+        input, filters, strides, padding, data_format, dilations
+    )
+    if mode == "float64":
+        wide = numpy_conv.conv2d(
+            x.astype(np.float64), w.astype(np.float64), strides, padding, data_format, dilations
+        )
+        return cast_once(wide, x.dtype)
+    if geometry.is_empty:
+        out = np.zeros(geometry.output_shape, x.dtype)
+    elif mode == "compensated":
+        out = _compensated(nhwc, w, geometry).astype(x.dtype)
+    else:
+        out = _exact(nhwc, w, geometry)
+    if data_format == "NCHW":
+        out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    return out
+
+
+def _compensated(x: np.ndarray, w: np.ndarray, geometry) -> np.ndarray:
+    """Dot2 over the taps, vectorised over the outputs; NHWC, in the working precision."""
+    work = np.float64 if x.dtype == np.float64 else np.float32
+    x, w = x.astype(work), w.astype(work)
+    x_split = tuple(windows(part, geometry) for part in _veltkamp_split(x))
+    view = windows(x, geometry)
+    w_split = _veltkamp_split(w)
+    groups, depth = geometry.groups, geometry.in_depth
+    per_group = geometry.out_channels // groups
+    shape = (*geometry.output_shape[:3], per_group)
+    blocks = []
+    for g in range(groups):
+        columns = slice(g * per_group, (g + 1) * per_group)
+        total = np.zeros(shape, work)
+        carry = np.zeros(shape, work)
+        for a in range(geometry.kernel_height):
+            for b in range(geometry.kernel_width):
+                for c in range(depth):
+                    channel = g * depth + c
+                    tap = view[:, :, :, channel, a, b, np.newaxis]
+                    tap_split = tuple(part[:, :, :, channel, a, b, np.newaxis] for part in x_split)
+                    weight = w[a, b, c, columns]
+                    weight_split = tuple(part[a, b, c, columns] for part in w_split)
+                    product, product_error = _two_product(tap, tap_split, weight, weight_split)
+                    total, sum_error = two_sum(total, product)
+                    carry = carry + (sum_error + product_error)
+        blocks.append(total + carry)
+    return np.concatenate(blocks, axis=3)
+
+
+def _exact(x: np.ndarray, w: np.ndarray, geometry) -> np.ndarray:
+    """The exactly rounded convolution, NHWC.
+
+    For float16, bfloat16 and float32 data the products are exact in float64, and a float64
+    convolution (in any order) is within ``γ_n(float64)·conv(|x|, |w|)`` of the exact sum:
+    where that interval lies inside one rounding interval of the target format, rounding
+    the float64 result gives the exactly rounded one. The few other outputs (and every
+    float64 output) are summed exactly with :func:`math.fsum`.
+    """
+    if x.dtype == np.float64:
+        return _exact_by_fsum(x, w, geometry)
+    (top, bottom), (left, right) = geometry.pads
+    args = {
+        "strides": list(geometry.strides),
+        "padding": [[0, 0], [top, bottom], [left, right], [0, 0]],
+        "dilations": list(geometry.dilations),
+    }
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    value = numpy_conv.conv2d(x64, w64, **args)
+    magnitude = numpy_conv.conv2d(np.abs(x64), np.abs(w64), **args)
+    g = gamma(geometry.terms, np.float64)
+    # The float64 error, from above, allowing for the rounding of these very formulas.
+    slack = g / (1 - g) * magnitude * (1 + 2.0**-40) + 2.0**-1000
+    rounded = cast_once(value, x.dtype)
+    below = next_float(rounded, np.full(rounded.shape, -1)).astype(np.float64)
+    above = next_float(rounded, np.full(rounded.shape, 1)).astype(np.float64)
+    centre = rounded.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        safe = (
+            np.isfinite(above)
+            & np.isfinite(below)
+            & (value - (centre + below) / 2 > slack * (1 + 2.0**-40))
+            & ((centre + above) / 2 - value > slack * (1 + 2.0**-40))
+        )
+    unsafe = np.argwhere(~safe)
+    if len(unsafe):
+        rounded[tuple(unsafe.T)] = _exact_outputs(x, w, geometry, unsafe)
+    return rounded
+
+
+def _exact_outputs(x: np.ndarray, w: np.ndarray, geometry, where: np.ndarray) -> np.ndarray:
+    """The exactly rounded outputs at the given NHWC indices, by :func:`math.fsum`."""
+    view = windows(x, geometry)  # (n, h, w, channels, kh, kw)
+    depth, per_group = geometry.in_depth, geometry.out_channels // geometry.groups
+    b, i, j, k = where.T
+    channels = (k // per_group)[:, np.newaxis] * depth + np.arange(depth)
+    selected = view[b[:, np.newaxis], i[:, np.newaxis], j[:, np.newaxis], channels]
+    terms = selected.transpose(0, 2, 3, 1).reshape(len(where), -1).astype(np.float64)
+    weights = w[..., k].transpose(3, 0, 1, 2).reshape(len(where), -1).astype(np.float64)
+    return exact_sums(terms * weights, x.dtype)
+
+
+def _exact_by_fsum(x: np.ndarray, w: np.ndarray, geometry, chunk_terms: int = 2_000_000):
+    """The exactly rounded convolution, NHWC, by :func:`math.fsum` for every output."""
+    n_out, height, width, _ = geometry.output_shape
+    groups, depth = geometry.groups, geometry.in_depth
+    kh, kw = geometry.kernel_height, geometry.kernel_width
+    per_group = geometry.out_channels // groups
+    view = windows(x, geometry)  # (n, h, w, channels, kh, kw)
+    positions = n_out * height * width
+    out = np.empty((positions, geometry.out_channels), x.dtype)
+    wide = x.dtype == np.float64  # float64 products are not exact: split them (TwoProduct)
+    step = max(1, chunk_terms // max(1, geometry.terms * per_group * (2 if wide else 1)))
+    for g in range(groups):
+        block = view[:, :, :, g * depth : (g + 1) * depth]
+        # (positions, kh·kw·depth) in the filter's (kh, kw, depth) order
+        columns = block.transpose(0, 1, 2, 4, 5, 3).reshape(positions, kh * kw * depth)
+        weights = w[:, :, :, g * per_group : (g + 1) * per_group].reshape(-1, per_group)
+        for start in range(0, positions, step):
+            cols = columns[start : start + step]
+            a = cols[:, np.newaxis, :]  # (p, 1, n)
+            b = weights.T[np.newaxis]  # (1, k, n)
+            if wide:
+                p, e = _two_product(a, _veltkamp_split(a), b, _veltkamp_split(b))
+                terms = np.concatenate(np.broadcast_arrays(p, e), axis=2)
+            else:
+                terms = a.astype(np.float64) * b.astype(np.float64)  # exact
+            sums = exact_sums(terms.reshape(-1, terms.shape[2]), x.dtype)
+            out[start : start + step, g * per_group : (g + 1) * per_group] = sums.reshape(
+                len(cols), per_group
+            )
+    return out.reshape(geometry.output_shape)
