@@ -65,7 +65,7 @@ Every number here belongs to one machine, one load and one set of libraries:
   average). Absolute times and GFLOP/s vary far more from run to run than
   the ratios. A busy neighbour hurts NumPy more: a matrix product split
   among OpenBLAS's threads waits for the slowest, and the strategies that
-  spread blocks over threads (``companion.numpy_conv.THREADS``) share out
+  spread blocks over threads (``companion.numpy_conv.settings(threads=...)``) share out
   the blocks but not a single product. ``--threads 1`` compares both
   libraries on one thread each, which a neighbour disturbs far less.
 - Which strategy ``auto`` picks (:func:`companion.numpy_conv.choose_method`)
@@ -78,6 +78,7 @@ Nothing in the project's tests depends on these timings.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -87,13 +88,14 @@ import platform
 import statistics
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from companion import numpy_conv
+from companion.arithmetic import Geometry, conv_geometry
+from companion.timing import paired_ratio, peak_memory, time_interleaved
 
 __all__ = [
     "OPERATIONS",
@@ -104,10 +106,8 @@ __all__ = [
     "geometric_mean",
     "machine_info",
     "main",
-    "measure_memory",
     "run",
     "summarize",
-    "time_interleaved",
 ]
 
 #: What is timed for each shape.
@@ -126,10 +126,8 @@ class Case:
     note: str = ""
 
     @property
-    def geometry(self) -> numpy_conv.Geometry:
-        return numpy_conv.conv_geometry(
-            self.input_shape, self.filter_shape, self.strides, self.padding
-        )
+    def geometry(self) -> Geometry:
+        return conv_geometry(self.input_shape, self.filter_shape, self.strides, self.padding)
 
     @property
     def flops(self) -> int:
@@ -191,60 +189,6 @@ QUICK = (
 # --------------------------------------------------------------------------
 
 
-def time_interleaved(
-    functions: dict[str, Callable[[], object]],
-    repeats: int,
-    *,
-    warmup: int = 2,
-    clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, list[float]]:
-    """Time every function once per round, round robin, for ``repeats`` rounds.
-
-    The order is reversed every other round, so that no function always runs
-    right after the same neighbour; each function is first called ``warmup``
-    times untimed.
-
-    Returns
-    -------
-    dict of str to list of float
-        Seconds, one entry per round, in round order.
-
-    Examples
-    --------
-    >>> times = time_interleaved({"a": lambda: None, "b": lambda: None}, 3, warmup=0)
-    >>> {name: len(runs) for name, runs in times.items()}
-    {'a': 3, 'b': 3}
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats: expected at least 1 round, got {repeats}")
-    names = list(functions)
-    for name in names:
-        for _ in range(warmup):
-            functions[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for round_ in range(repeats):
-        for name in names if round_ % 2 == 0 else reversed(names):
-            start = clock()
-            functions[name]()
-            times[name].append(clock() - start)
-    return times
-
-
-def paired_ratio(times: Sequence[float], reference: Sequence[float]) -> float:
-    """The median over rounds of ``times[i] / reference[i]``.
-
-    Examples
-    --------
-    >>> paired_ratio([2.0, 4.0, 30.0], [1.0, 2.0, 3.0])
-    2.0
-    """
-    if len(times) != len(reference) or not times:
-        raise ValueError(
-            f"times: expected one entry per reference round ({len(reference)}), got {len(times)}"
-        )
-    return statistics.median(t / r for t, r in zip(times, reference, strict=True))
-
-
 def geometric_mean(values: Iterable[float]) -> float:
     """``exp(mean(log(v)))``: the mean of ratios that treats 2× and ½× symmetrically.
 
@@ -257,39 +201,6 @@ def geometric_mean(values: Iterable[float]) -> float:
     if not values or min(values) <= 0:
         raise ValueError(f"values: expected positive ratios, got {values}")
     return math.exp(sum(math.log(v) for v in values) / len(values))
-
-
-# --------------------------------------------------------------------------
-# Memory
-# --------------------------------------------------------------------------
-
-
-def measure_memory(function: Callable[[], object]) -> int:
-    """Peak bytes NumPy allocated during one call, from a cold workspace, result included.
-
-    The strategies' reusable scratch buffers are released first, so their
-    first allocation is counted; :mod:`tracemalloc` sees every NumPy array's
-    data (not BLAS's private buffers).
-
-    Examples
-    --------
-    >>> measure_memory(lambda: np.ones(1000, np.float64)) >= 8000
-    True
-    """
-    numpy_conv._clear_workspace()
-    already = tracemalloc.is_tracing()
-    if not already:
-        tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        before, _ = tracemalloc.get_traced_memory()
-        result = function()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        if not already:
-            tracemalloc.stop()
-    del result
-    return peak - before
 
 
 # --------------------------------------------------------------------------
@@ -495,8 +406,8 @@ def run(
                 )
                 if memory and operation == "forward" and method == "auto":
                     geometry = case.geometry
-                    row.peak_mib = mib * measure_memory(ours["auto"]["forward"])
-                    row.im2col_peak_mib = mib * measure_memory(
+                    row.peak_mib = mib * peak_memory(ours["auto"]["forward"])
+                    row.im2col_peak_mib = mib * peak_memory(
                         numpy_functions(case, x, w, dy, "im2col")["forward"]
                     )
                     row.input_mib = mib * x.nbytes
@@ -750,11 +661,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = args.repeats or (5 if args.quick else 15)
     cases = select(args.cases, args.quick)
     started = time.perf_counter()
+    settings = contextlib.ExitStack()
     if args.threads is not None:
         from threadpoolctl import threadpool_limits
 
         limits = threadpool_limits(args.threads, user_api="blas")
-        numpy_conv.THREADS = args.threads
+        settings.enter_context(numpy_conv.settings(threads=args.threads))
     if args.reference == "tensorflow":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         reference = TensorFlowReference(args.threads)
@@ -787,7 +699,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{len(cases)} shapes, {repeats} rounds, {time.perf_counter() - started:.0f} s{load}")
     if args.threads is not None:
         limits.restore_original_limits()
-        numpy_conv.THREADS = None
+    settings.close()
     if args.csv:
         write_csv(rows, args.csv)
     if args.json:

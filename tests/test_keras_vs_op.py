@@ -41,7 +41,7 @@ def chapter_facts() -> dict:
     import keras
     import tensorflow as tf
 
-    from companion import numerics, padding
+    from companion import arithmetic, numerics
     from companion.images import load_sample_batch, to_filters
     from companion.keras_vs_op import conv2d_layer_as_op, op_arguments
     from companion.runtime import onednn_enabled
@@ -201,7 +201,7 @@ def chapter_facts() -> dict:
     same = keras.layers.Conv2D(1, 4, strides=2, padding="same", use_bias=False)
     same.build(x_int.shape)
     same.set_weights([k_int])
-    rows, cols = padding.same_pads(17, 4, stride=2), padding.same_pads(16, 4, stride=2)
+    rows, cols = arithmetic.same_pads(17, 4, stride=2), arithmetic.same_pads(16, 4, stride=2)
     explicit = tf.nn.conv2d(x_int, k_int, 2, [[0, 0], list(rows), list(cols), [0, 0]])
     flipped = tf.nn.conv2d(x_int, k_int, 2, [[0, 0], list(rows[::-1]), list(cols), [0, 0]])
     facts["same pads"] = {
@@ -225,7 +225,7 @@ def chapter_facts() -> dict:
     except Exception as error:  # reported, not raised: the test says which claim failed
         facts["op strides+dilations shape"] = f"{type(error).__name__}: {error}"
     facts["expected strides+dilations shape"] = list(
-        padding.conv_output_shape(batch_32.shape, filters.shape, 2, "SAME", dilations=2)
+        arithmetic.conv_output_shape(batch_32.shape, filters.shape, 2, "SAME", dilations=2)
     )
 
     # Mixed precision: dtypes, and the bound of 16-bit operands summed in float32.

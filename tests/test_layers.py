@@ -17,17 +17,12 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from companion import arguments
 from companion import layers as layers_module
-from companion import padding as conv_arith
-from companion.layers import NNConv2D, native_nchw_available, to_tf_data_format
+from companion.arguments import to_tf_data_format
+from companion.layers import NNConv2D, native_nchw_available
+from companion.numerics import gamma
 from companion.runtime import onednn_enabled, run_python
-
-U32 = 2.0**-24  # unit roundoff of float32
-
-
-def gamma(n: int, u: float = U32) -> float:
-    """Higham's gamma_n = n u / (1 - n u): the relative error bound of an n-term sum."""
-    return n * u / (1 - n * u)
 
 
 def random(shape, seed=0, dtype="float32"):
@@ -193,7 +188,9 @@ def test_matches_conv2d_within_the_rounding_bound_where_conv2d_runs_other_ops(co
     kh, kw, in_depth, filters = nn.kernel.shape
     batch_pixels = int(np.prod(y_shape[:-1]))
     n = max(kh * kw * in_depth + 1, kh * kw * filters, batch_pixels)
-    bound_factor = 2 * gamma(n) / (1 - gamma(n))  # the float32 magnitudes may be low by 1 - gamma_n
+    bound_factor = (
+        2 * gamma(n, np.float32) / (1 - gamma(n, np.float32))
+    )  # the float32 magnitudes may be low by 1 - gamma_n
     names = ["output", "d/dx", "d/dkernel", "d/dbias"][: len(got)]
     for name, e, o, m in zip(names, expected, got, magnitudes, strict=True):
         assert np.all(np.abs(e - o) <= bound_factor * m), name
@@ -240,7 +237,7 @@ def test_kernel_gradient_with_strides_and_dilation_is_correct():
             window = x[:, i * d : i * d + s * p : s, j * d : j * d + s * q : s, :].astype(float)
             expected[i, j] = np.einsum("npqc,npqf->cf", window, g.astype(float))
             magnitude[i, j] = np.einsum("npqc,npqf->cf", np.abs(window), np.abs(g.astype(float)))
-    assert np.all(np.abs(grad - expected) <= 2 * gamma(n * p * q) * magnitude)
+    assert np.all(np.abs(grad - expected) <= 2 * gamma(n * p * q, np.float32) * magnitude)
 
 
 def test_channels_first_transposes_where_nchw_is_missing(monkeypatch):
@@ -291,9 +288,9 @@ def test_compute_output_shape_matches_the_actual_output(
     fmt = to_tf_data_format(data_format)
     expected_partial = tuple(
         None if size is None else out
-        for size, out in zip((height, width), conv_arith.spatial(predicted, fmt), strict=True)
+        for size, out in zip((height, width), arguments.spatial(predicted, fmt), strict=True)
     )
-    assert conv_arith.spatial(partial, fmt) == expected_partial
+    assert arguments.spatial(partial, fmt) == expected_partial
     if channels_first and not native_nchw_available():
         return  # Conv2D-free NCHW on this path transposes; shapes checked in NHWC
     actual = layer(np.zeros(shape(*full), "float32")).shape

@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-from tf_worker import TFWorker
 
 from companion import numpy_conv
+from companion.arithmetic import conv_geometry, conv_output_shape
 from companion.numerics import assert_conv_close, conv_error_bound, dot_error_bound, gamma
 from companion.numpy_conv import conv2d, conv2d_backprop_filter, conv2d_backprop_input
-from companion.padding import conv_output_shape
+from tests.helpers import window_argument
+from tests.tf_worker import TFWorker
 
 METHODS = numpy_conv.METHODS
 LOW_PRECISION = ("float16", "bfloat16")
@@ -85,22 +86,6 @@ def make_values(rng: np.random.Generator, shape, dtype: str, kind: str) -> np.nd
         elif kind == "tiny":
             values = values * 2.0**-7  # float16 products in the subnormal range
     return values.astype(dtype_of(dtype))
-
-
-def window_argument(data_format: str, largest: int):
-    """strides/dilations in every form tf.nn.conv2d accepts."""
-    value = st.integers(1, largest)
-
-    def four(hw):
-        h, w = hw
-        return [1, h, w, 1] if data_format == "NHWC" else [1, 1, h, w]
-
-    return st.one_of(
-        value,
-        value.map(lambda v: [v]),
-        st.tuples(value, value).map(list),
-        st.tuples(value, value).map(four),
-    )
 
 
 def padding_argument(data_format: str):
@@ -283,7 +268,7 @@ def test_conv2d_nchw_matches_the_default_path(default, config):
     # TensorFlow 2.21's oneDNN float32 forward returns zeros or garbage for some batches of
     # two or more with strides (1, s > 1) and an output one column wide, in NHWC as well
     # as NCHW (the reference kernels are right): leave that corner to the reference test.
-    geometry = numpy_conv.conv_geometry(config.input_shape, config.filter_shape, **config.args)
+    geometry = conv_geometry(config.input_shape, config.filter_shape, **config.args)
     sh, sw = geometry.strides
     assume(not (config.batch > 1 and sh == 1 and sw > 1 and geometry.out_width == 1))
     x, w = config.arrays(config.input_shape, config.filter_shape)
@@ -735,7 +720,7 @@ def test_an_input_without_channels_gives_zeros_as_the_reference_kernel(reference
 
 
 def test_auto_uses_a_registered_strategy():
-    geometry = numpy_conv.conv_geometry((2, 8, 8, 4), (3, 3, 2, 6), 2, "SAME")
+    geometry = conv_geometry((2, 8, 8, 4), (3, 3, 2, 6), 2, "SAME")
     assert numpy_conv.choose_method(geometry) in numpy_conv.STRATEGIES
     assert set(METHODS) == {"auto", *numpy_conv.STRATEGIES}
     assert (geometry.groups, geometry.terms, geometry.pads) == (2, 18, ((0, 1), (0, 1)))
@@ -748,7 +733,7 @@ def test_auto_uses_a_registered_strategy():
     for strategy in numpy_conv.STRATEGIES.values():
         assert_conv_close(strategy(x, w, geometry), desired, bound)
     with pytest.raises(ValueError, match=r"^padding: "):
-        numpy_conv.conv_geometry((2, 8, 8, 4), (3, 3, 2, 6), 2, "same")
+        conv_geometry((2, 8, 8, 4), (3, 3, 2, 6), 2, "same")
 
 
 # --------------------------------------------------------------------------
@@ -782,20 +767,12 @@ def test_fast_strategies_are_exact_across_block_boundaries(config, block, thread
     dy = np.random.default_rng(config.seed + 1).integers(-4, 5, y.shape).astype(np.float64)
     dx = conv2d_backprop_input(x.shape, w, dy, **config.args, method="im2col")
     dw = conv2d_backprop_filter(x, w.shape, dy, **config.args, method="im2col")
-    saved = numpy_conv.BLOCK_BYTES, numpy_conv.THREADS, numpy_conv._PARALLEL_COPY_BYTES
-    numpy_conv.BLOCK_BYTES, numpy_conv.THREADS, numpy_conv._PARALLEL_COPY_BYTES = (
-        block,
-        threads,
-        0,
-    )
-    try:
+    with numpy_conv.settings(block_bytes=block, threads=threads, parallel_copy_bytes=0):
         for method in FAST:
             np.testing.assert_array_equal(conv2d(x, w, **config.args, method=method), y)
         # auto's own gradient algorithms (phases, transposed column blocks)
         np.testing.assert_array_equal(conv2d_backprop_input(x.shape, w, dy, **config.args), dx)
         np.testing.assert_array_equal(conv2d_backprop_filter(x, w.shape, dy, **config.args), dw)
-    finally:
-        numpy_conv.BLOCK_BYTES, numpy_conv.THREADS, numpy_conv._PARALLEL_COPY_BYTES = saved
 
 
 def test_auto_follows_its_documented_rule():
@@ -806,7 +783,7 @@ def test_auto_follows_its_documented_rule():
     }
     for expected, cases in shapes.items():
         for x_shape, w_shape, stride in cases:
-            geometry = numpy_conv.conv_geometry(x_shape, w_shape, stride, "SAME")
+            geometry = conv_geometry(x_shape, w_shape, stride, "SAME")
             assert numpy_conv.choose_method(geometry) == expected, (x_shape, w_shape)
     assert {"im2col_blocked", "taps", "planar"} <= set(numpy_conv.STRATEGIES)
 
@@ -829,6 +806,13 @@ def test_results_never_share_the_scratch_buffers(method):
         np.testing.assert_array_equal(before, after)
 
 
+def blas_threads() -> list[int]:
+    """The thread counts of NumPy's BLAS libraries, as threadpoolctl reports them."""
+    from threadpoolctl import threadpool_info
+
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
 def test_threads_keep_their_own_scratch():
     from concurrent.futures import ThreadPoolExecutor
 
@@ -838,28 +822,20 @@ def test_threads_keep_their_own_scratch():
         for c, k in [(1, 5), (3, 3), (16, 3), (4, 1), (2, 7), (32, 3)] * 3
     ]
     expected = [conv2d(x, w.astype(np.float64), 1, "SAME", method="im2col") for x, w in jobs]
-    blas = [lib.num_threads for lib in numpy_conv._blas_libraries()]
-    saved = numpy_conv._PARALLEL_COPY_BYTES, numpy_conv.BLOCK_BYTES
-    numpy_conv._PARALLEL_COPY_BYTES, numpy_conv.BLOCK_BYTES = 0, 2000  # many blocks and copies
-    try:
+    blas = blas_threads()
+    with numpy_conv.settings(parallel_copy_bytes=0, block_bytes=2000):  # many blocks and copies
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(lambda job: conv2d(job[0], job[1], 1, "SAME"), jobs))
-    finally:
-        numpy_conv._PARALLEL_COPY_BYTES, numpy_conv.BLOCK_BYTES = saved
     for got, want in zip(results, expected, strict=True):
         np.testing.assert_array_equal(got, want)
     # BLAS is held to one thread while blocks run in parallel, then restored.
-    assert [lib.num_threads for lib in numpy_conv._blas_libraries()] == blas
+    assert blas_threads() == blas
 
 
 def test_requests_beyond_the_workspace_get_fresh_arrays():
     rng = np.random.default_rng(13)
     x, w = rng.integers(-3, 4, (2, 12, 12, 3)).astype(np.float64), rng.integers(-3, 4, (3, 3, 3, 4))
     expected = conv2d(x, w, 2, "SAME", method="loops")
-    saved = numpy_conv.WORKSPACE_BYTES
-    numpy_conv.WORKSPACE_BYTES = 0
-    try:
+    with numpy_conv.settings(workspace_bytes=0):
         for method in FAST:
             np.testing.assert_array_equal(conv2d(x, w, 2, "SAME", method=method), expected)
-    finally:
-        numpy_conv.WORKSPACE_BYTES = saved

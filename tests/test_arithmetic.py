@@ -1,4 +1,5 @@
-"""companion.padding against tf.nn.conv2d: output shapes, SAME pads, argument forms, errors.
+"""companion.arithmetic and companion.arguments against tf.nn.conv2d: output shapes, SAME
+pads, argument forms, errors.
 
 Three sources of truth:
 
@@ -21,8 +22,9 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from companion import padding
+from companion import arguments, arithmetic
 from companion.runtime import onednn_enabled, run_python
+from tests.helpers import spelled, window_form
 
 tf = pytest.importorskip("tensorflow")
 
@@ -31,34 +33,6 @@ ONEDNN = onednn_enabled()
 # --------------------------------------------------------------------------------------
 # Generated convolutions
 # --------------------------------------------------------------------------------------
-
-
-@st.composite
-def window_argument(draw, name: str, top: int):
-    """A strides or dilations argument in one of TensorFlow's forms, and its (h, w) values."""
-    form = draw(
-        st.sampled_from(
-            ["int", "one", "two", "four", "none"] if name == "d" else ["int", "one", "two", "four"]
-        )
-    )
-    height = draw(st.integers(1, top))
-    width = height if form in ("int", "one", "none") else draw(st.integers(1, top))
-    if form == "none":
-        height = width = 1
-    return form, height, width
-
-
-def spelled(form: str, height: int, width: int, data_format: str):
-    """Write (height, width) in the requested argument form for ``data_format``."""
-    if form == "none":
-        return None
-    if form == "int":
-        return height
-    if form == "one":
-        return [height]
-    if form == "two":
-        return [height, width]
-    return [1, height, width, 1] if data_format == "NHWC" else [1, 1, height, width]
 
 
 @st.composite
@@ -74,8 +48,8 @@ def convolutions(draw):
         "in_depth": in_depth,
         "channels": in_depth * groups,  # groups > 1: grouped convolution
         "out": groups * draw(st.integers(1, 2)),
-        "strides": draw(window_argument("s", 4)),  # stride > kernel included
-        "dilations": draw(window_argument("d", 3)),
+        "strides": draw(window_form(4)),  # stride > kernel included
+        "dilations": draw(window_form(3, allow_none=True)),
     }
     kind = draw(st.sampled_from(["SAME", "VALID", "explicit"]))
     if kind == "explicit":
@@ -84,7 +58,7 @@ def convolutions(draw):
     return case
 
 
-def arguments(case: dict, data_format: str) -> dict:
+def tf_arguments(case: dict, data_format: str) -> dict:
     """The keyword arguments of tf.nn.conv2d / conv_output_shape for ``case``."""
     pad = case["padding"]
     if not isinstance(pad, str):
@@ -122,10 +96,10 @@ def integer_data(case: dict) -> tuple[np.ndarray, np.ndarray]:
 @given(convolutions())
 def test_output_shape_and_pads_match_tf_nn_conv2d(case):
     nhwc, nchw, filter_shape = shapes(case)
-    kwargs = arguments(case, "NHWC")
+    kwargs = tf_arguments(case, "NHWC")
     x, w = integer_data(case)
     try:
-        expected = padding.conv_output_shape(nhwc, filter_shape, **kwargs)
+        expected = arithmetic.conv_output_shape(nhwc, filter_shape, **kwargs)
     except ValueError as error:
         # The only error left for valid arguments: a negative computed size,
         # which both CPU paths reject.
@@ -144,18 +118,18 @@ def test_output_shape_and_pads_match_tf_nn_conv2d(case):
     assert result.shape == expected
 
     # The same arithmetic in NCHW: the NHWC answer with its axes moved.
-    expected_nchw = padding.conv_output_shape(nchw, filter_shape, **arguments(case, "NCHW"))
+    expected_nchw = arithmetic.conv_output_shape(nchw, filter_shape, **tf_arguments(case, "NCHW"))
     assert expected_nchw == (expected[0], expected[3], expected[1], expected[2])
 
     # The zeros that padding means, placed by resolve_pads, reproduce TF's result
     # exactly: for SAME this checks that the extra zero goes bottom/right.
-    sh, sw = padding.spatial(padding.normalize_strides(kwargs["strides"]))
-    dh, dw = padding.spatial(padding.normalize_dilations(kwargs["dilations"]))
-    pad = padding.normalize_padding(kwargs["padding"])
-    rows = padding.resolve_pads(
+    sh, sw = arguments.spatial(arguments.normalize_strides(kwargs["strides"]))
+    dh, dw = arguments.spatial(arguments.normalize_dilations(kwargs["dilations"]))
+    pad = arguments.normalize_padding(kwargs["padding"])
+    rows = arithmetic.resolve_pads(
         case["height"], case["kh"], sh, dh, pad if pad in ("SAME", "VALID") else pad[0]
     )
-    cols = padding.resolve_pads(
+    cols = arithmetic.resolve_pads(
         case["width"], case["kw"], sw, dw, pad if pad in ("SAME", "VALID") else pad[1]
     )
     padded = np.pad(x, [(0, 0), rows, cols, (0, 0)])
@@ -170,17 +144,17 @@ def test_nchw_forward_through_xla_matches_nhwc(case):
     # TF's own CPU kernels run NCHW only with oneDNN; XLA's run it in both modes.
     _, nchw, filter_shape = shapes(case)
     try:
-        expected = padding.conv_output_shape(nchw, filter_shape, **arguments(case, "NCHW"))
+        expected = arithmetic.conv_output_shape(nchw, filter_shape, **tf_arguments(case, "NCHW"))
     except ValueError:
         return
     if 0 in expected:
         return
     x, w = integer_data(case)
-    nchw_kwargs = arguments(case, "NCHW")
+    nchw_kwargs = tf_arguments(case, "NCHW")
     compiled = tf.function(lambda a, b: tf.nn.conv2d(a, b, **nchw_kwargs), jit_compile=True)
     result = compiled(x.transpose(0, 3, 1, 2), w).numpy()
     assert result.shape == expected
-    reference = tf.nn.conv2d(x, w, **arguments(case, "NHWC")).numpy()
+    reference = tf.nn.conv2d(x, w, **tf_arguments(case, "NHWC")).numpy()
     assert np.array_equal(result, reference.transpose(0, 3, 1, 2))
 
 
@@ -198,7 +172,7 @@ def edge_cases() -> list[dict]:
         for kernel in range(1, 9):
             for stride in (1, 2, 3, 5):
                 for dilation in (1, 2):
-                    if padding.effective_kernel_size(kernel, dilation) <= height:
+                    if arithmetic.effective_kernel_size(kernel, dilation) <= height:
                         continue
                     cases.append(
                         {
@@ -320,7 +294,7 @@ def test_edge_cases_match_the_reference_kernel(reference_verdicts):
     kinds = {"empty": 0, "error": 0, "shape": 0}
     for case, (kind, value) in zip(cases, verdicts, strict=True):
         try:
-            ours = padding.conv_output_shape(
+            ours = arithmetic.conv_output_shape(
                 case["input"],
                 case["filters"],
                 case["strides"],
@@ -365,13 +339,13 @@ def test_negative_sizes_fail_with_the_reference_message(reference_verdicts):
     ],
 )
 def test_output_size_exact(args, expected):
-    assert padding.output_size(*args) == expected
+    assert arithmetic.output_size(*args) == expected
 
 
 @pytest.mark.parametrize("args", [(5, 7), (5, 12, 3), (0, 3), (5, 4, 1, 3), (2, 8, 1, 1, (1, 0))])
 def test_output_size_negative_is_an_error_naming_the_kernel(args):
     with pytest.raises(ValueError, match=r"^kernel_size: the effective kernel extent"):
-        padding.output_size(*args)
+        arithmetic.output_size(*args)
 
 
 # --------------------------------------------------------------------------------------
@@ -394,12 +368,12 @@ def test_output_size_negative_is_an_error_naming_the_kernel(args):
     ],
 )
 def test_window_argument_forms(value, data_format, expected):
-    assert padding.normalize_strides(value, data_format) == expected
-    assert padding.normalize_dilations(value, data_format) == expected
+    assert arguments.normalize_strides(value, data_format) == expected
+    assert arguments.normalize_dilations(value, data_format) == expected
 
 
 def test_dilations_none_means_one():
-    assert padding.normalize_dilations(None, "NCHW") == (1, 1, 1, 1)
+    assert arguments.normalize_dilations(None, "NCHW") == (1, 1, 1, 1)
 
 
 def test_every_strides_form_gives_tf_the_same_result():
@@ -409,7 +383,7 @@ def test_every_strides_form_gives_tf_the_same_result():
     forms = [[2, 3], [1, 2, 3, 1]]
     results = [tf.nn.conv2d(x, w, f, "SAME", dilations=[2, 1]).numpy() for f in forms]
     assert all(np.array_equal(r, results[0]) for r in results)
-    assert results[0].shape == padding.conv_output_shape(
+    assert results[0].shape == arithmetic.conv_output_shape(
         x.shape, w.shape, [2, 3], "SAME", dilations=[2, 1]
     )
 
@@ -422,8 +396,8 @@ def test_every_strides_form_gives_tf_the_same_result():
 )
 @settings(max_examples=300, deadline=None)
 def test_same_pads_rule(in_size, kernel, stride, dilation):
-    before, after = padding.same_pads(in_size, kernel, stride, dilation)
-    out = padding.output_size(in_size, kernel, stride, dilation, "SAME")
+    before, after = arithmetic.same_pads(in_size, kernel, stride, dilation)
+    out = arithmetic.output_size(in_size, kernel, stride, dilation, "SAME")
     effective = (kernel - 1) * dilation + 1
     # out = ceil(in / stride), and the pads are the fewest that make the last window fit.
     assert out * stride >= in_size > (out - 1) * stride or in_size == out == 0
@@ -433,33 +407,33 @@ def test_same_pads_rule(in_size, kernel, stride, dilation):
         if before + after:
             assert (out - 1) * stride + effective == in_size + before + after
     # SAME pads, written out explicitly, give the SAME output size.
-    assert padding.output_size(in_size, kernel, stride, dilation, (before, after)) == out or (
+    assert arithmetic.output_size(in_size, kernel, stride, dilation, (before, after)) == out or (
         in_size == 0
     )
-    assert padding.resolve_pads(in_size, kernel, stride, dilation, "SAME") == (before, after)
-    assert padding.resolve_pads(in_size, kernel, stride, dilation, "VALID") == (0, 0)
+    assert arithmetic.resolve_pads(in_size, kernel, stride, dilation, "SAME") == (before, after)
+    assert arithmetic.resolve_pads(in_size, kernel, stride, dilation, "VALID") == (0, 0)
 
 
 def test_same_pads_examples():
     # TensorFlow: the extra zero at the bottom; PyTorch/Caffe's symmetric
     # padding=1 would put one on each side and use only the top one.
-    assert padding.same_pads(8, 3, stride=2) == (0, 1)
-    assert padding.same_pads(6, 2) == (0, 1)
-    assert padding.same_pads(5, 4) == (1, 2)
-    assert padding.same_pads(5, 3) == (1, 1)
-    assert padding.same_pads(3, 3, stride=5) == (0, 0)  # stride > input: no pad needed
-    assert padding.same_pads(2, 9) == (4, 4)  # kernel > input
+    assert arithmetic.same_pads(8, 3, stride=2) == (0, 1)
+    assert arithmetic.same_pads(6, 2) == (0, 1)
+    assert arithmetic.same_pads(5, 4) == (1, 2)
+    assert arithmetic.same_pads(5, 3) == (1, 1)
+    assert arithmetic.same_pads(3, 3, stride=5) == (0, 0)  # stride > input: no pad needed
+    assert arithmetic.same_pads(2, 9) == (4, 4)  # kernel > input
 
 
 def test_the_second_seeds_shape():
     # (1, 3, 3, 10) is read as kh=1, kw=3, in=3, out=10.
-    assert padding.conv_output_shape((1, 224, 224, 3), (1, 3, 3, 10), 1, "VALID") == (
+    assert arithmetic.conv_output_shape((1, 224, 224, 3), (1, 3, 3, 10), 1, "VALID") == (
         1,
         224,
         222,
         10,
     )
-    assert padding.conv_output_shape((1, 224, 224, 3), (3, 3, 3, 10), 1, "VALID") == (
+    assert arithmetic.conv_output_shape((1, 224, 224, 3), (3, 3, 3, 10), 1, "VALID") == (
         1,
         222,
         222,
@@ -468,20 +442,20 @@ def test_the_second_seeds_shape():
 
 
 def test_unknown_sizes_stay_unknown():
-    assert padding.conv_output_shape((None, None, 32, 3), (3, 3, 3, 8), 2, "SAME") == (
+    assert arithmetic.conv_output_shape((None, None, 32, 3), (3, 3, 3, 8), 2, "SAME") == (
         None,
         None,
         16,
         8,
     )
-    assert padding.output_size(None, 3) is None
+    assert arithmetic.output_size(None, 3) is None
 
 
 def test_spatial_and_effective_kernel_size():
-    assert padding.spatial((8, 32, 48, 3)) == (32, 48)
-    assert padding.spatial((8, 3, 32, 48), "NCHW") == (32, 48)
-    assert padding.effective_kernel_size(1, 5) == 1
-    assert padding.effective_kernel_size(4, 3) == 10
+    assert arguments.spatial((8, 32, 48, 3)) == (32, 48)
+    assert arguments.spatial((8, 3, 32, 48), "NCHW") == (32, 48)
+    assert arithmetic.effective_kernel_size(1, 5) == 1
+    assert arithmetic.effective_kernel_size(4, 3) == 10
 
 
 # --------------------------------------------------------------------------------------
@@ -492,86 +466,86 @@ def test_spatial_and_effective_kernel_size():
 @pytest.mark.parametrize(
     ("call", "pattern"),
     [
-        (lambda: padding.normalize_strides([1, 2, 3]), r"^strides: .*\[1, 2, 3\] of length 3"),
-        (lambda: padding.normalize_strides(0), r"^strides: every entry must be a positive"),
-        (lambda: padding.normalize_strides([2, -1]), r"^strides: every entry must be a positive"),
-        (lambda: padding.normalize_strides(1.5), r"^strides: expected an int or a list"),
-        (lambda: padding.normalize_strides("2"), r"^strides: expected an int or a list"),
-        (lambda: padding.normalize_strides(True), r"^strides: expected an int or a list"),
-        (lambda: padding.normalize_strides([2, 1, 1, 1]), r"^strides: the batch and channel"),
+        (lambda: arguments.normalize_strides([1, 2, 3]), r"^strides: .*\[1, 2, 3\] of length 3"),
+        (lambda: arguments.normalize_strides(0), r"^strides: every entry must be a positive"),
+        (lambda: arguments.normalize_strides([2, -1]), r"^strides: every entry must be a positive"),
+        (lambda: arguments.normalize_strides(1.5), r"^strides: expected an int or a list"),
+        (lambda: arguments.normalize_strides("2"), r"^strides: expected an int or a list"),
+        (lambda: arguments.normalize_strides(True), r"^strides: expected an int or a list"),
+        (lambda: arguments.normalize_strides([2, 1, 1, 1]), r"^strides: the batch and channel"),
         (
-            lambda: padding.normalize_strides([1, 2, 2, 1], "NCHW"),
+            lambda: arguments.normalize_strides([1, 2, 2, 1], "NCHW"),
             r"^strides: the batch and channel .* for NCHW",
         ),
-        (lambda: padding.normalize_dilations([1, 2, 2, 2]), r"^dilations: the batch and channel"),
-        (lambda: padding.normalize_dilations([]), r"^dilations: .* of length 0"),
-        (lambda: padding.normalize_padding("same"), r"^padding: .*'same'.*requires upper case"),
-        (lambda: padding.normalize_padding("FULL"), r"^padding: expected 'SAME', 'VALID'"),
-        (lambda: padding.normalize_padding(3), r"^padding: expected 'SAME', 'VALID'"),
-        (lambda: padding.normalize_padding([[1, 2], [3, 4]]), r"^padding: expected a list of 4"),
+        (lambda: arguments.normalize_dilations([1, 2, 2, 2]), r"^dilations: the batch and channel"),
+        (lambda: arguments.normalize_dilations([]), r"^dilations: .* of length 0"),
+        (lambda: arguments.normalize_padding("same"), r"^padding: .*'same'.*requires upper case"),
+        (lambda: arguments.normalize_padding("FULL"), r"^padding: expected 'SAME', 'VALID'"),
+        (lambda: arguments.normalize_padding(3), r"^padding: expected 'SAME', 'VALID'"),
+        (lambda: arguments.normalize_padding([[1, 2], [3, 4]]), r"^padding: expected a list of 4"),
         (
-            lambda: padding.normalize_padding([[0, 0], [1, 2, 3], [0, 0], [0, 0]]),
+            lambda: arguments.normalize_padding([[0, 0], [1, 2, 3], [0, 0], [0, 0]]),
             r"^padding: expected a list of 4",
         ),
         (
-            lambda: padding.normalize_padding([[0, 0], [-1, 0], [0, 0], [0, 0]]),
+            lambda: arguments.normalize_padding([[0, 0], [-1, 0], [0, 0], [0, 0]]),
             r"^padding: every pad must be non-negative",
         ),
         (
-            lambda: padding.normalize_padding([[0, 0], [1.0, 0], [0, 0], [0, 0]]),
+            lambda: arguments.normalize_padding([[0, 0], [1.0, 0], [0, 0], [0, 0]]),
             r"^padding: expected a list of 4",
         ),
         (
-            lambda: padding.normalize_padding([[1, 0], [0, 0], [0, 0], [0, 0]]),
+            lambda: arguments.normalize_padding([[1, 0], [0, 0], [0, 0], [0, 0]]),
             r"^padding: the batch and channel pairs must be \[0, 0\]",
         ),
         (
-            lambda: padding.normalize_padding([[0, 0], [0, 0], [0, 0], [0, 1]]),
+            lambda: arguments.normalize_padding([[0, 0], [0, 0], [0, 0], [0, 1]]),
             r"^padding: the batch and channel pairs .* for NHWC",
         ),
         (
-            lambda: padding.normalize_padding([[0, 0], [0, 1], [0, 0], [0, 0]], "NCHW"),
+            lambda: arguments.normalize_padding([[0, 0], [0, 1], [0, 0], [0, 0]], "NCHW"),
             r"^padding: the batch and channel pairs .* for NCHW",
         ),
-        (lambda: padding.normalize_data_format("nhwc"), r"^data_format: .*got 'nhwc'"),
-        (lambda: padding.normalize_data_format("channels_last"), r"^data_format: expected"),
-        (lambda: padding.same_pads(-1, 3), r"^in_size: expected a non-negative int, got -1"),
-        (lambda: padding.same_pads(5, 0), r"^kernel_size: expected a positive int, got 0"),
-        (lambda: padding.same_pads(5, 3, stride=0), r"^stride: expected a positive int, got 0"),
-        (lambda: padding.same_pads(5, 3, dilation=1.0), r"^dilation: expected a positive int"),
-        (lambda: padding.output_size(5, 3, padding="same"), r"^padding: expected 'SAME'"),
-        (lambda: padding.output_size(5, 3, padding=(-1, 0)), r"^padding: .*\(-1, 0\)"),
-        (lambda: padding.output_size(5, 3, padding=(1.5, 0)), r"^padding: .*\(1\.5, 0\)"),
-        (lambda: padding.output_size(5, 3, padding=[[1, 2]]), r"^padding: .*\[\[1, 2\]\]"),
-        (lambda: padding.output_size(None, 0), r"^kernel_size: expected a positive int"),
-        (lambda: padding.resolve_pads(5, 3, 1, 1, (1,)), r"^padding: .*\(1,\)"),
-        (lambda: padding.resolve_pads(5, 3, 1, 1, "EXPLICIT"), r"^padding: .*'EXPLICIT'"),
+        (lambda: arguments.normalize_data_format("nhwc"), r"^data_format: .*got 'nhwc'"),
+        (lambda: arguments.normalize_data_format("channels_last"), r"^data_format: expected"),
+        (lambda: arithmetic.same_pads(-1, 3), r"^in_size: expected a non-negative int, got -1"),
+        (lambda: arithmetic.same_pads(5, 0), r"^kernel_size: expected a positive int, got 0"),
+        (lambda: arithmetic.same_pads(5, 3, stride=0), r"^stride: expected a positive int, got 0"),
+        (lambda: arithmetic.same_pads(5, 3, dilation=1.0), r"^dilation: expected a positive int"),
+        (lambda: arithmetic.output_size(5, 3, padding="same"), r"^padding: expected 'SAME'"),
+        (lambda: arithmetic.output_size(5, 3, padding=(-1, 0)), r"^padding: .*\(-1, 0\)"),
+        (lambda: arithmetic.output_size(5, 3, padding=(1.5, 0)), r"^padding: .*\(1\.5, 0\)"),
+        (lambda: arithmetic.output_size(5, 3, padding=[[1, 2]]), r"^padding: .*\[\[1, 2\]\]"),
+        (lambda: arithmetic.output_size(None, 0), r"^kernel_size: expected a positive int"),
+        (lambda: arithmetic.resolve_pads(5, 3, 1, 1, (1,)), r"^padding: .*\(1,\)"),
+        (lambda: arithmetic.resolve_pads(5, 3, 1, 1, "EXPLICIT"), r"^padding: .*'EXPLICIT'"),
         (
-            lambda: padding.conv_output_shape((5, 5, 3), (3, 3, 3, 1), 1, "SAME"),
+            lambda: arithmetic.conv_output_shape((5, 5, 3), (3, 3, 3, 1), 1, "SAME"),
             r"^input: expected a rank-4 shape in NHWC order, got shape \(5, 5, 3\)",
         ),
         (
-            lambda: padding.conv_output_shape((1, 5, 5, 3), (3, 3, 3), 1, "SAME"),
+            lambda: arithmetic.conv_output_shape((1, 5, 5, 3), (3, 3, 3), 1, "SAME"),
             r"^filters: expected a rank-4 shape",
         ),
         (
-            lambda: padding.conv_output_shape((1, 5, 5, 3), (0, 3, 3, 1), 1, "SAME"),
+            lambda: arithmetic.conv_output_shape((1, 5, 5, 3), (0, 3, 3, 1), 1, "SAME"),
             r"^filters: expected positive kernel sizes",
         ),
         (
-            lambda: padding.conv_output_shape((1, 5, 5, 4), (3, 3, 3, 1), 1, "SAME"),
+            lambda: arithmetic.conv_output_shape((1, 5, 5, 4), (3, 3, 3, 1), 1, "SAME"),
             r"^filters: the input's 4 channels must be a multiple .* in_depth 3",
         ),
         (
-            lambda: padding.conv_output_shape((1, 5, 5, 4), (3, 3, 2, 5), 1, "SAME"),
+            lambda: arithmetic.conv_output_shape((1, 5, 5, 4), (3, 3, 2, 5), 1, "SAME"),
             r"^filters: out_channels must be a multiple of the number of groups .* got 5",
         ),
         (
-            lambda: padding.conv_output_shape((1, 5, 5, 1), (7, 7, 1, 1), 1, "VALID"),
+            lambda: arithmetic.conv_output_shape((1, 5, 5, 1), (7, 7, 1, 1), 1, "VALID"),
             r"^kernel_size: .* negative \(-1\)",
         ),
         (
-            lambda: padding.conv_output_shape((1, 5, 5, 1), (3, 3, 1, 1), 1, "SAME", "NWHC"),
+            lambda: arithmetic.conv_output_shape((1, 5, 5, 1), (3, 3, 1, 1), 1, "SAME", "NWHC"),
             r"^data_format: .*'NWHC'",
         ),
     ],
