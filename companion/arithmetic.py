@@ -140,6 +140,11 @@ def output_size(
     >>> output_size(2, 3)                    # kernel larger than input: empty
     0
     """
+    return _output_size(in_size, kernel_size, stride, dilation, padding, "kernel_size")
+
+
+def _output_size(in_size, kernel_size, stride, dilation, padding, kernel_name: str) -> int | None:
+    """:func:`output_size`, its error naming the argument that carries the kernel."""
     _check_sizes(in_size, kernel_size=kernel_size, stride=stride, dilation=dilation)
     if in_size is None:
         return None
@@ -150,7 +155,7 @@ def output_size(
     size = _trunc_div(in_size + before + after - effective + stride, stride)
     if size < 0:
         raise ValueError(
-            f"kernel_size: the effective kernel extent {effective} (kernel {kernel_size}, "
+            f"{kernel_name}: the effective kernel extent {effective} (kernel {kernel_size}, "
             f"dilation {dilation}) exceeds the padded input extent {in_size + before + after} "
             f"so far that the computed output size would be negative ({size})"
         )
@@ -325,6 +330,11 @@ def conv_geometry(
     >>> g.output_shape, g.pads, g.terms, g.flops
     ((8, 16, 16, 16), ((0, 1), (0, 1)), 27, 1769472)
     """
+    return _resolve(input_shape, filter_shape, strides, padding, data_format, dilations, "filters")
+
+
+def _resolve(input_shape, filter_shape, strides, padding, data_format, dilations, kernel_name):
+    """:func:`conv_geometry`; a kernel too large for the input is reported as ``kernel_name``'s."""
     data_format = arguments.normalize_data_format(data_format)
     in_shape = _shape(input_shape, "input", f"in {data_format} order", unknown=True)
     kernel = "(kernel_height, kernel_width, in_depth, out_channels)"
@@ -359,7 +369,7 @@ def conv_geometry(
     for axis, (in_size, k) in enumerate(((height, kh), (width, kw))):
         stride, dilation = strides2[axis], dilations2[axis]
         axis_pad = pad if isinstance(pad, str) else pad[axis]
-        sizes.append(output_size(in_size, k, stride, dilation, axis_pad))
+        sizes.append(_output_size(in_size, k, stride, dilation, axis_pad, kernel_name))
         known = in_size is not None or axis_pad != "SAME"
         pads.append(resolve_pads(in_size, k, stride, dilation, axis_pad) if known else None)
     return Geometry(
@@ -391,7 +401,8 @@ def conv_output_shape(
     """Return the shape :func:`tf.nn.conv2d` gives, checking every argument.
 
     Built in chapter 2. The output shape of :func:`conv_geometry`, in
-    ``data_format`` order.
+    ``data_format`` order; a kernel too large for the input is reported as
+    ``kernel_size``'s error, as Keras layers name it.
 
     Parameters
     ----------
@@ -416,5 +427,7 @@ def conv_output_shape(
     >>> conv_output_shape((8, 6, 32, 32), (3, 3, 3, 12), 2, "SAME", "NCHW")
     (8, 12, 16, 16)
     """
-    geometry = conv_geometry(input_shape, filter_shape, strides, padding, data_format, dilations)
+    geometry = _resolve(
+        input_shape, filter_shape, strides, padding, data_format, dilations, "kernel_size"
+    )
     return geometry.in_format(geometry.output_shape, data_format)

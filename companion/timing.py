@@ -87,6 +87,7 @@ def peak_memory(function: Callable[[], object]) -> int:
 
     Examples
     --------
+    >>> import numpy as np
     >>> peak_memory(lambda: np.ones(1000, np.float64)) >= 8000
     True
     """

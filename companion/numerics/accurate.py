@@ -123,6 +123,7 @@ def compensated_error_bound(
 
     Examples
     --------
+    >>> from companion.numerics import unit_roundoff
     >>> bound = compensated_error_bound(1.0, 9, np.float32, exact=0.01)
     >>> round(bound / unit_roundoff(np.float32), 4)       # one rounding of |s|, nearly
     0.01

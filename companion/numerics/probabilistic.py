@@ -52,6 +52,7 @@ def probabilistic_gamma(n: int | np.ndarray, dtype: object, lam: float = 1.0) ->
     >>> u = unit_roundoff(np.float32)
     >>> round(probabilistic_gamma(2304, np.float32) / u, 3)     # √2304 = 48
     48.0
+    >>> from companion.numerics import gamma
     >>> probabilistic_gamma(2304, np.float32, lam=5) < gamma(2304, np.float32) / 9
     True
     """
@@ -116,6 +117,7 @@ def probabilistic_error_bound(
 
     Examples
     --------
+    >>> from companion.numerics import dot_error_bound
     >>> worst = dot_error_bound(1.0, 2304, np.float32)
     >>> typical = probabilistic_error_bound(1.0, 2304, np.float32)
     >>> round(worst / typical)                                   # √2304
