@@ -175,6 +175,8 @@ def choice(value: object, name: str, allowed: Sequence[str]) -> str:
 def normalize_data_format(data_format: str) -> str:
     """Check ``data_format`` and return it.
 
+    Built in chapter 2.
+
     Parameters
     ----------
     data_format : str
@@ -238,6 +240,8 @@ def to_tf_data_format(data_format: str | None) -> str:
 
 def spatial(values: Sequence[int], data_format: str = "NHWC") -> tuple[int, int]:
     """Return the ``(height, width)`` entries of a four-element shape or argument.
+
+    Built in chapter 2.
 
     Examples
     --------

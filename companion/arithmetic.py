@@ -55,6 +55,8 @@ def _trunc_div(numerator: int, denominator: int) -> int:
 def effective_kernel_size(kernel_size: int, dilation: int = 1) -> int:
     """Return the extent of a dilated kernel: ``(kernel_size - 1) * dilation + 1``.
 
+    Built in chapter 2.
+
     Examples
     --------
     >>> effective_kernel_size(3, dilation=2)
@@ -65,6 +67,8 @@ def effective_kernel_size(kernel_size: int, dilation: int = 1) -> int:
 
 def same_pads(in_size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> Pads:
     """Return TensorFlow's ``SAME`` padding of one spatial dimension as ``(before, after)``.
+
+    Built in chapter 2.
 
     Parameters
     ----------
@@ -107,6 +111,8 @@ def output_size(
     padding: str | Pads = "VALID",
 ) -> int | None:
     """Return the output extent of a convolution along one spatial dimension.
+
+    Built in chapter 2.
 
     Parameters
     ----------
@@ -167,6 +173,8 @@ def resolve_pads(
 ) -> Pads:
     """Return the ``(before, after)`` zeros that ``padding`` means along one dimension.
 
+    Built in chapter 2.
+
     Examples
     --------
     >>> resolve_pads(6, 3, 2, 1, "SAME"), resolve_pads(6, 3, 2, 1, "VALID")
@@ -182,6 +190,8 @@ def resolve_pads(
 @dataclass(frozen=True)
 class Geometry:
     """One convolution's sizes, resolved once, in NHWC terms.
+
+    Built in chapter 2.
 
     Built by :func:`conv_geometry` from the arguments of a ``tf.nn.conv2d`` call
     and handed down to whatever computes or draws that convolution. A size is

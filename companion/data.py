@@ -54,6 +54,8 @@ _IDX_UBYTE = 0x08  # the IDX type code of unsigned bytes
 class Dataset(NamedTuple):
     """A small image-classification data set: its name, then ``(x, y)`` for training and test.
 
+    Built in chapter 4.
+
     Images are float32 arrays of shape ``(n, 28, 28, 1)`` with values in [0, 1];
     labels are int64 arrays of shape ``(n,)`` with values 0..9.
     """
@@ -68,6 +70,8 @@ class Dataset(NamedTuple):
 
 def read_idx(path: str | os.PathLike, rank: int | None = None) -> np.ndarray:
     """Read a gzip-compressed IDX file of unsigned bytes, checking it completely.
+
+    Built in chapter 4.
 
     The IDX format (used by MNIST and Fashion-MNIST) is a 4-byte magic number
     (two zero bytes, the type code ``0x08`` for unsigned bytes, the rank), one
@@ -135,6 +139,8 @@ def read_idx(path: str | os.PathLike, rank: int | None = None) -> np.ndarray:
 def check_fashion_mnist_cache(directory: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     """Check the four Fashion-MNIST files in ``directory`` as Keras will read them.
 
+    Built in chapter 4.
+
     Parameters
     ----------
     directory : path-like
@@ -189,6 +195,8 @@ def check_fashion_mnist_cache(directory: str | os.PathLike) -> dict[str, tuple[i
 def fashion_mnist_cache_dir() -> Path:
     """Return the directory where Keras' Fashion-MNIST loader looks for its files.
 
+    Built in chapter 4.
+
     ``$KERAS_HOME/datasets/fashion-mnist`` (``~/.keras`` without
     ``KERAS_HOME``), read by Keras when it is imported, and ``/tmp/.keras``
     instead when that is not writable, as :func:`keras.utils.get_file` does.
@@ -214,6 +222,8 @@ def fashion_mnist_cache_dir() -> Path:
 
 def bilinear_resize(images: np.ndarray, size: int) -> np.ndarray:
     """Resize square images with bilinear interpolation (half-pixel centres).
+
+    Built in chapter 4.
 
     Each output pixel's centre is mapped back into the input, and the value
     there is interpolated between the four nearest input pixels; at the
@@ -254,6 +264,8 @@ def bilinear_resize(images: np.ndarray, size: int) -> np.ndarray:
 
 def load_digits_28(test_size: int = 360, seed: int = 0) -> Dataset:
     """Return scikit-learn's digits as a 28×28 data set (offline, bundled).
+
+    Built in chapter 4.
 
     The 1797 images of 8×8 pixels with values 0..16 are resized to 28×28
     (:func:`bilinear_resize`), scaled to [0, 1], shuffled with ``seed`` and
@@ -327,6 +339,8 @@ def load_dataset(
     download: bool | None = None,
 ) -> Dataset:
     """Return Fashion-MNIST if it is available, otherwise scikit-learn's digits at 28×28.
+
+    Built in chapter 4.
 
     Parameters
     ----------

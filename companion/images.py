@@ -55,6 +55,8 @@ def load_sample_batch(
 ) -> np.ndarray:
     """Load scikit-learn's sample photographs as one NHWC batch scaled to [0, 1].
 
+    Built in chapter 1.
+
     Parameters
     ----------
     dtype : {"float32", "float64"}, optional
@@ -115,6 +117,8 @@ def _check_odd_size(size: int) -> int:
 def identity(size: int = 3) -> np.ndarray:
     """Return a kernel that copies each pixel: a 1 in the centre, zeros elsewhere.
 
+    Built in chapter 1.
+
     Examples
     --------
     >>> identity(3)
@@ -130,6 +134,8 @@ def identity(size: int = 3) -> np.ndarray:
 
 def vertical_line(size: int = 7) -> np.ndarray:
     """Return Géron's vertical-line kernel: ones in the centre column.
+
+    Built in chapter 1.
 
     It sums a vertical strip of ``size`` pixels, so it responds most to bright
     vertical lines and blurs the image along the vertical.
@@ -150,6 +156,8 @@ def vertical_line(size: int = 7) -> np.ndarray:
 def horizontal_line(size: int = 7) -> np.ndarray:
     """Return Géron's horizontal-line kernel: ones in the centre row.
 
+    Built in chapter 1.
+
     Examples
     --------
     >>> horizontal_line(3)
@@ -163,6 +171,8 @@ def horizontal_line(size: int = 7) -> np.ndarray:
 def box_blur(size: int = 3) -> np.ndarray:
     """Return the box blur: every weight ``1 / size**2``, so the output is a local mean.
 
+    Built in chapter 1.
+
     Examples
     --------
     >>> box_blur(2)
@@ -175,6 +185,8 @@ def box_blur(size: int = 3) -> np.ndarray:
 
 def sobel_x() -> np.ndarray:
     """Return the Sobel kernel of the horizontal derivative (it finds vertical edges).
+
+    Built in chapter 1.
 
     Positive where brightness increases to the right (no flip: see the module
     docstring).
@@ -192,6 +204,8 @@ def sobel_x() -> np.ndarray:
 def sobel_y() -> np.ndarray:
     """Return the Sobel kernel of the vertical derivative (it finds horizontal edges).
 
+    Built in chapter 1.
+
     Positive where brightness increases downwards.
 
     Examples
@@ -206,6 +220,8 @@ def sobel_y() -> np.ndarray:
 
 def hand_made_filters(size: int = 7) -> dict[str, np.ndarray]:
     """Return the book's named hand-made kernels, 2-D float32 arrays.
+
+    Built in chapter 1.
 
     Parameters
     ----------
@@ -241,6 +257,8 @@ def to_filters(
     dtype: str | type | np.dtype = "float32",
 ) -> np.ndarray:
     """Stack 2-D kernels into a ``(kh, kw, in_channels, out)`` filter for ``tf.nn.conv2d``.
+
+    Built in chapter 1.
 
     Each kernel becomes one output channel and is copied to every input
     channel, so the output sums the kernel's response over all input

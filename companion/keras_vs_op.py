@@ -47,6 +47,8 @@ def _check_conv2d(layer: object) -> Any:
 def op_arguments(layer: Any) -> dict[str, object]:
     """Return the :func:`tf.nn.conv2d` keyword arguments that a ``Conv2D`` layer uses.
 
+    Built in chapter 3.
+
     Parameters
     ----------
     layer : keras.layers.Conv2D
@@ -83,6 +85,8 @@ def op_arguments(layer: Any) -> dict[str, object]:
 
 def conv2d_layer_as_op(layer: Any, inputs: Any) -> Any:
     """Compute what ``layer(inputs)`` computes, with :func:`tf.nn.conv2d` and plain ops.
+
+    Built in chapter 3.
 
     The input and the weights are cast to ``layer.compute_dtype`` (as Keras'
     autocast does), convolved with :func:`tf.nn.conv2d` using

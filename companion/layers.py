@@ -61,6 +61,8 @@ __all__ = ["NNConv2D", "native_nchw_available"]
 def native_nchw_available(dtype: str = "float32") -> bool:
     """Tell whether :func:`tf.nn.conv2d` can run ``data_format="NCHW"`` here in ``dtype``.
 
+    Built in chapter 4.
+
     True when TensorFlow sees a GPU, or uses its oneDNN CPU kernels and
     ``dtype`` is float32 or bfloat16 (oneDNN's NCHW kernels exist for those
     only); False otherwise, in particular on the reference CPU kernels
@@ -97,6 +99,8 @@ def _standardize_padding(padding: object) -> str:
 @keras.saving.register_keras_serializable(package="companion")
 class NNConv2D(keras.layers.Layer):
     """2D convolution layer computed with :func:`tf.nn.conv2d`, with learnable weights.
+
+    Built in chapter 4.
 
     The arguments, their defaults and the layer's weights (``kernel`` of shape
     ``(kernel_height, kernel_width, in_channels // groups, filters)``, then

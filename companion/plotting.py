@@ -39,6 +39,8 @@ BOOK_STYLE: dict[str, object] = {
 def use_book_style() -> None:
     """Apply :data:`BOOK_STYLE` to matplotlib's global settings.
 
+    Built in chapter 1.
+
     Examples
     --------
     >>> use_book_style()
@@ -63,6 +65,8 @@ def image_grid(
     limits: tuple[float, float] | None = None,
 ) -> plt.Figure:
     """Show images or feature maps side by side, each with its title.
+
+    Built in chapter 1.
 
     Parameters
     ----------
@@ -177,6 +181,8 @@ def _check_limits(limits: object) -> tuple[float, float]:
 def kernel_value_label(value: float, max_denominator: int = 100) -> str:
     r"""Write a kernel weight briefly: an integer, a small fraction, or two digits.
 
+    Built in chapter 1.
+
     A float32 weight such as ``1/49`` is not exactly 1/49; it is labelled as
     that fraction when the fraction rounds to the same float32 number. A
     fraction is written in matplotlib's mathtext, stacked, so that it fits
@@ -212,6 +218,8 @@ def kernel_grid(
     fontsize: float = 12,
 ) -> plt.Figure:
     r"""Show 2-D kernels on one colour scale centred on zero, each tap labelled with its weight.
+
+    Built in chapter 1.
 
     Unlike :func:`image_grid`, which scales each panel to its own range, all
     panels share one scale (and one colour bar), so a weight of ``1/49``

@@ -44,6 +44,8 @@ _TF_LOG_LINE = re.compile(
 def library_versions() -> dict[str, str]:
     """Return the installed versions of the libraries this book depends on.
 
+    Built in chapter 0.
+
     Returns
     -------
     dict of str to str
@@ -67,6 +69,8 @@ def library_versions() -> dict[str, str]:
 
 def onednn_enabled() -> bool:
     """Tell whether this process's TensorFlow runs its oneDNN CPU kernels.
+
+    Built in chapter 0.
 
     Imports TensorFlow. The answer is fixed at import time by
     ``TF_ENABLE_ONEDNN_OPTS``; TensorFlow's own runtime flag is asked first,
@@ -97,6 +101,8 @@ def onednn_enabled() -> bool:
 def strip_tf_log_lines(text: str) -> str:
     """Remove TensorFlow's C++ start-up notices from captured stderr text.
 
+    Built in chapter 0.
+
     Parameters
     ----------
     text : str
@@ -120,6 +126,8 @@ def strip_tf_log_lines(text: str) -> str:
 @dataclass(frozen=True)
 class PythonRun:
     """The outcome of :func:`run_python`.
+
+    Built in chapter 0.
 
     Attributes
     ----------
@@ -162,6 +170,8 @@ def run_python(
     code: str, *, onednn: bool | None = None, threads: int | None = None, timeout: float = 300
 ) -> PythonRun:
     """Run Python code in a fresh interpreter, choosing TensorFlow's CPU path.
+
+    Built in chapter 0.
 
     Parameters
     ----------

@@ -28,6 +28,8 @@ def time_interleaved(
 ) -> dict[str, list[float]]:
     """Time every function once per round, round robin, for ``repeats`` rounds.
 
+    Built in chapter 5.
+
     The order is reversed every other round, so that no function always runs
     right after the same neighbour; each function is first called ``warmup``
     times untimed. Before each call of a function named in ``pause`` the
@@ -66,6 +68,8 @@ def time_interleaved(
 def paired_ratio(times: Sequence[float], reference: Sequence[float]) -> float:
     """The median over rounds of ``times[i] / reference[i]``.
 
+    Built in chapter 5.
+
     Examples
     --------
     >>> paired_ratio([2.0, 4.0, 30.0], [1.0, 2.0, 3.0])
@@ -80,6 +84,8 @@ def paired_ratio(times: Sequence[float], reference: Sequence[float]) -> float:
 
 def peak_memory(function: Callable[[], object]) -> int:
     """Peak bytes NumPy allocated during one call, from a cold workspace, result included.
+
+    Built in chapter 5.
 
     The strategies' reusable scratch buffers are released first, so their
     first allocation is counted; :mod:`tracemalloc` sees every NumPy array's

@@ -60,6 +60,8 @@ def conv_magnitude(
 ) -> np.ndarray:
     """``conv(|x|, |w|)``: each output's ``Σ|x_i·w_i|``, rigorously from above.
 
+    Built in chapter 6.
+
     The scale of every rounding-error bound and estimate of a convolution
     (:func:`dot_error_bound`, :func:`probabilistic_error_bound`,
     :func:`compensated_error_bound`). ``filters`` is converted to
@@ -99,6 +101,8 @@ def compensated_error_bound(
     exact: np.ndarray | float | None = None,
 ) -> np.ndarray | float:
     """Bound the error of a compensated dot product (``accurate_conv2d(mode="compensated")``).
+
+    Built in chapter 6.
 
     Ogita, Rump and Oishi's Dot2 (2005, Proposition 5.5 and Theorem 5.3)
     computes each product exactly as a sum of two floats (TwoProduct) and
@@ -149,6 +153,8 @@ def accurate_conv2d(
     mode: str = "compensated",
 ) -> np.ndarray:
     """``tf.nn.conv2d``, computed more accurately than any single-precision order allows.
+
+    Built in chapter 6.
 
     The arguments and the semantics (padding, strides, dilations, groups,
     data formats) are those of :func:`companion.numpy_conv.conv2d`, whose

@@ -28,6 +28,8 @@ from companion.numerics.formats import float_format, unit_roundoff
 def gamma(n: int | np.ndarray, dtype: object) -> float | np.ndarray:
     """Return Higham's constant ``γ_n = n·u / (1 − n·u)``.
 
+    Built in chapter 5.
+
     ``γ_n`` bounds the accumulated relative error of ``n`` roundings:
     ``|∏(1 + δ_i)^±1 − 1| ≤ γ_n`` when every ``|δ_i| ≤ u`` and ``n·u < 1``
     (Higham 2002, Lemma 3.1). When ``n·u ≥ 1`` no such bound exists and the
@@ -77,6 +79,8 @@ def dot_error_bound(
     exact: np.ndarray | float | None = None,
 ) -> np.ndarray | float:
     """Bound ``|computed − exact|`` for sums of ``n`` products, evaluated in any order.
+
+    Built in chapter 5.
 
     For ``s = Σ x_i·y_i`` with operands stored in ``dtype``, products and
     sums rounded in ``accumulate_dtype`` and the result rounded to ``dtype``:
@@ -156,6 +160,8 @@ def conv_error_bound(
 ) -> np.ndarray:
     """Bound, elementwise, the rounding error of any ``tf.nn.conv2d`` evaluation.
 
+    Built in chapter 5.
+
     The arguments are those of :func:`tf.nn.conv2d`. The operands are taken
     as stored: ``filters`` is converted to ``input.dtype`` first, as
     ``tf.nn.conv2d`` and :func:`companion.numpy_conv.conv2d` do, and the bound
@@ -222,6 +228,8 @@ def conv_error_bound(
 
 def assert_conv_close(actual: np.ndarray, desired: np.ndarray, bound: np.ndarray | float) -> float:
     """Assert ``|actual − desired| ≤ bound`` elementwise, with a useful report.
+
+    Built in chapter 5.
 
     ``desired`` is a float64 reference treated as exact: to compare two
     float32 implementations, compare each one with the float64 reference

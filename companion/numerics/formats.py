@@ -18,6 +18,8 @@ import numpy as np
 class FloatFormat:
     """A binary floating-point format, described by its parameters.
 
+    Built in chapter 6.
+
     Attributes
     ----------
     name : str
@@ -69,6 +71,8 @@ _FORMATS = {
 def float_format(dtype: object) -> FloatFormat:
     """Describe a floating-point format.
 
+    Built in chapter 6.
+
     Parameters
     ----------
     dtype : dtype-like, str or FloatFormat
@@ -112,6 +116,8 @@ def float_format(dtype: object) -> FloatFormat:
 
 def unit_roundoff(dtype: object) -> float:
     """Return the unit roundoff ``u`` of a floating-point format.
+
+    Built in chapter 6.
 
     ``u = 2**-p`` for ``p`` significand bits: rounding to nearest changes a
     number in the normal range by a relative amount of at most ``u``
@@ -184,6 +190,8 @@ def _from_ordinal(ordinal: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def ulp_distance(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | int:
     """Count the representable floats from ``a`` to ``b``, elementwise and exactly.
 
+    Built in chapter 6.
+
     The floats of a format, ordered from ``-inf`` to ``inf``, are numbered
     consecutively; the distance is the difference of the two numbers. So
     adjacent floats are 1 apart, whatever their size; ``+0`` and ``-0`` are
@@ -253,6 +261,8 @@ def ulp_distance(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | i
 def ulp(x: np.ndarray | float, dtype: object | None = None) -> np.ndarray | float:
     """The spacing of a format's floats at the magnitude of ``x``: one unit in the last place.
 
+    Built in chapter 6.
+
     For ``2**e ≤ |x| < 2**(e+1)`` in a format with ``p`` significand bits, the
     floats of that *binade* are ``2**(e−p+1)`` apart (Higham 2002, §2.1); below
     the smallest normal number, the subnormals are the smallest subnormal
@@ -304,6 +314,8 @@ def round_to_format(
     x: np.ndarray | float, dtype: object, *, rounding: str = "nearest"
 ) -> np.ndarray:
     """Round values to a narrower format, keeping their own array dtype.
+
+    Built in chapter 6.
 
     This emulates hardware that reads float32 operands in a narrower format:
     NVIDIA's TF32 tensor cores keep float32's exponent and 10 of its 23
@@ -364,6 +376,8 @@ def round_to_format(
 def cast_once(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Round float64 values once, to nearest, into ``dtype``.
 
+    Built in chapter 6.
+
     NumPy converts float64 to float32 and float16 directly, but ``ml_dtypes``
     converts float64 to bfloat16 through float32: two roundings, which can
     differ from one. Rounding in float64 first makes the conversion exact.
@@ -377,6 +391,8 @@ def cast_once(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def next_float(values: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """The neighbour of each value in its format, up (+1) or down (−1).
+
+    Built in chapter 6.
 
     Examples
     --------

@@ -19,6 +19,8 @@ from companion.numerics.formats import unit_roundoff
 def probabilistic_gamma(n: int | np.ndarray, dtype: object, lam: float = 1.0) -> float | np.ndarray:
     """Higham and Mary's probabilistic constant ``γ̃_n(λ)``, the typical counterpart of ``γ_n``.
 
+    Built in chapter 6.
+
     If the rounding errors are independent random variables of mean zero (a
     model, not a theorem about every input), a product of ``n`` factors
     ``(1 + δ_i)^±1`` equals ``1 + θ_n`` with
@@ -70,6 +72,8 @@ def probabilistic_gamma(n: int | np.ndarray, dtype: object, lam: float = 1.0) ->
 def bound_probability(n: int, dtype: object, lam: float) -> float:
     """A lower bound on the probability that the λ-bound of an ``n``-term inner product holds.
 
+    Built in chapter 6.
+
     ``Q(λ, n) = 1 − 2n·exp(−λ²(1 − u)²/2)`` under Higham and Mary's model of
     independent, mean-zero rounding errors (Higham & Mary 2019); 0 when that
     is negative (the bound is then only an estimate).
@@ -92,6 +96,8 @@ def probabilistic_error_bound(
     magnitude: np.ndarray | float, n: int, dtype: object, *, lam: float = 1.0
 ) -> np.ndarray | float:
     """The probabilistic counterpart of :func:`dot_error_bound`: ``γ̃_n(λ)·Σ|x_i·y_i|``.
+
+    Built in chapter 6.
 
     With the default ``λ = 1`` this is the *typical* size of the rounding
     error of a sum of ``n`` products, about ``√n·u·Σ|x_i·y_i|`` (Higham & Mary

@@ -37,6 +37,8 @@ def _pairwise(values: np.ndarray) -> np.ndarray:
 def exact_sums(terms: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Each row's exact sum, rounded once (to nearest, ties to even) to ``dtype``.
 
+    Built in chapter 6.
+
     ``terms`` is a 2-D float64 array whose rows hold numbers to add exactly.
     :func:`math.fsum` rounds each exact sum once to float64; a second
     rounding to a narrower format can go wrong only when that float64 value
@@ -69,6 +71,8 @@ def exact_sums(terms: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def summation(values: np.ndarray, method: str = "sequential", *, axis: int = -1) -> np.ndarray:
     """Sum floating-point numbers along an axis in a chosen order, in their own format.
+
+    Built in chapter 6.
 
     Every addition is rounded to the values' dtype (float16, bfloat16,
     float32 or float64), as hardware in that format would round it, so the
@@ -175,6 +179,8 @@ def _round_sum(high: np.ndarray, low: np.ndarray, dtype: np.dtype) -> np.ndarray
 def fma_dot(x: np.ndarray, y: np.ndarray, *, axis: int = -1) -> np.ndarray:
     """The dot product as a chain of fused multiply-adds, ``s ← fl(s + x_i·y_i)``, in order.
 
+    Built in chapter 6.
+
     This is how BLAS matrix-product kernels and oneDNN's convolutions evaluate each
     output on current CPUs: one rounding per term (the product is not rounded on its
     own), left to right along the summed dimension, in the arrays' own format. A NumPy
@@ -229,6 +235,8 @@ def summation_error_bound(
     magnitude: np.ndarray | float, n: int, dtype: object, method: str = "sequential"
 ) -> np.ndarray | float:
     """Bound ``|computed − exact|`` for :func:`summation` of ``n`` values.
+
+    Built in chapter 6.
 
     ``magnitude`` is ``Σ|x_i|``. The bounds, from Higham (2002, §4.2), for
     values stored in ``dtype`` with unit roundoff ``u``:

@@ -37,6 +37,8 @@ PLANAR_MAX_DEPTH = 8
 def choose_method(geometry: Geometry) -> str:
     """Return the strategy ``method="auto"`` uses for this geometry.
 
+    Built in chapter 5.
+
     The rule comes from timing every strategy on the layer shapes of
     ``benchmarks/conv_speed.py`` on the machine that built the book (2 cores,
     OpenBLAS): on the shapes of each kind, the strategy named was the fastest
@@ -88,6 +90,8 @@ def conv2d(
     method: str = "auto",
 ) -> np.ndarray:
     """Compute a 2-D convolution exactly as :func:`tf.nn.conv2d` defines it.
+
+    Built in chapter 5.
 
     Like TensorFlow, this is a cross-correlation (the filter is not flipped):
     ``out[n, i, j, k] = Σ_{a, b, c} xp[n, i·sh + a·dh, j·sw + b·dw, g·D + c] ·

@@ -132,6 +132,8 @@ def conv2d_backprop_input(
 ) -> np.ndarray:
     """Gradient of :func:`conv2d` with respect to its input, given the output's gradient.
 
+    Built in chapter 5.
+
     The same computation as :func:`tf.compat.v1.nn.conv2d_backprop_input`
     (and the input gradient ``tf.GradientTape`` returns), accepting
     ``strides`` and ``dilations`` in the forms :func:`conv2d` accepts.
@@ -262,6 +264,8 @@ def conv2d_backprop_filter(
     method: str = "auto",
 ) -> np.ndarray:
     """Gradient of :func:`conv2d` with respect to its filters, given the output's gradient.
+
+    Built in chapter 5.
 
     The same computation as :func:`tf.compat.v1.nn.conv2d_backprop_filter`
     (and the filter gradient ``tf.GradientTape`` returns), accepting
