@@ -58,8 +58,15 @@ def _as_index(value: object) -> int | None:
         return None
 
 
-def integer(value: object, name: str, *, minimum: int = 0, expected: str | None = None) -> int:
-    """Return ``value`` as an ``int`` of at least ``minimum``, or raise a ``ValueError``.
+def integer(
+    value: object,
+    name: str,
+    *,
+    minimum: int = 0,
+    maximum: int | None = None,
+    expected: str | None = None,
+) -> int:
+    """Return ``value`` as an ``int`` from ``minimum`` to ``maximum``, or raise a ``ValueError``.
 
     Parameters
     ----------
@@ -69,10 +76,12 @@ def integer(value: object, name: str, *, minimum: int = 0, expected: str | None 
         The argument's name, which starts the error message.
     minimum : int, default 0
         The smallest value allowed.
+    maximum : int, optional
+        The largest value allowed, if any.
     expected : str, optional
         What the message says was expected; by default ``"a non-negative
-        int"`` (``minimum`` 0), ``"a positive int"`` (``minimum`` 1) or ``"an
-        int >= minimum"``.
+        int"`` (``minimum`` 0), ``"a positive int"`` (``minimum`` 1), ``"an
+        int >= minimum"``, or ``"an int in minimum..maximum"``.
 
     Raises
     ------
@@ -90,8 +99,10 @@ def integer(value: object, name: str, *, minimum: int = 0, expected: str | None 
     ValueError: groups: expected a positive int, got 2.0
     """
     number = _as_index(value)
-    if number is None or number < minimum:
-        if expected is None:
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        if expected is None and maximum is not None:
+            expected = f"an int in {minimum}..{maximum}"
+        elif expected is None:
             expected = {0: "a non-negative int", 1: "a positive int"}.get(
                 minimum, f"an int >= {minimum}"
             )

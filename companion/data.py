@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from companion import arguments
+
 __all__ = [
     "FASHION_MNIST_FILES",
     "Dataset",
@@ -207,6 +209,8 @@ def fashion_mnist_cache_dir() -> Path:
     >>> fashion_mnist_cache_dir().parts[-2:]
     ('datasets', 'fashion-mnist')
     """
+    # Keras has no public accessor for the folder it resolved from KERAS_HOME at import
+    # (keras.utils.get_file computes it inline); this is the package's one private import.
     try:
         from keras.src.backend.config import keras_home
     except ImportError:  # pragma: no cover - a Keras without the private accessor
@@ -248,8 +252,7 @@ def bilinear_resize(images: np.ndarray, size: int) -> np.ndarray:
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"images: expected shape (n, h, h), got {images.shape}")
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise ValueError(f"size: expected a positive int, got {size!r}")
+    size = arguments.integer(size, "size", minimum=1)
     n_in = images.shape[1]
     centres = (np.arange(size) + 0.5) * (n_in / size) - 0.5
     centres = np.clip(centres, 0, n_in - 1)
@@ -281,8 +284,7 @@ def load_digits_28(test_size: int = 360, seed: int = 0) -> Dataset:
 
     digits = load_digits()
     n = len(digits.images)
-    if isinstance(test_size, bool) or not isinstance(test_size, int) or not 0 < test_size < n:
-        raise ValueError(f"test_size: expected an int in 1..{n - 1}, got {test_size!r}")
+    test_size = arguments.integer(test_size, "test_size", minimum=1, maximum=n - 1)
     images = np.clip(bilinear_resize(digits.images, 28) / 16.0, 0.0, 1.0)
     x = images.astype(np.float32)[..., np.newaxis]
     y = digits.target.astype(np.int64)
@@ -326,8 +328,7 @@ def _first(data: tuple[np.ndarray, np.ndarray], n: int | None, name: str):
     if n is None:
         return data
     available = len(data[0])
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= available:
-        raise ValueError(f"{name}: expected an int in 1..{available}, got {n!r}")
+    n = arguments.integer(n, name, minimum=1, maximum=available)
     return data[0][:n], data[1][:n]
 
 

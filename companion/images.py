@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from companion import arguments
+
 __all__ = [
     "SAMPLE_IMAGES",
     "box_blur",
@@ -101,14 +103,8 @@ def load_sample_batch(
     return pixels.astype(resolved) / resolved.type(255)
 
 
-def _check_size(size: int, name: str = "size") -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"{name}: expected a positive int, got {size!r}")
-    return int(size)
-
-
 def _check_odd_size(size: int) -> int:
-    size = _check_size(size)
+    size = arguments.integer(size, "size", minimum=1)
     if size % 2 == 0:
         raise ValueError(f"size: expected an odd int (the kernel needs a centre), got {size}")
     return size
@@ -179,7 +175,7 @@ def box_blur(size: int = 3) -> np.ndarray:
     array([[0.25, 0.25],
            [0.25, 0.25]], dtype=float32)
     """
-    size = _check_size(size)
+    size = arguments.integer(size, "size", minimum=1)
     return np.full((size, size), 1 / size**2, np.float32)
 
 
@@ -295,7 +291,7 @@ def to_filters(
            [-1.,  0.,  1.]], dtype=float32)
     """
     resolved = _float_dtype(dtype)
-    in_channels = _check_size(in_channels, "in_channels")
+    in_channels = arguments.integer(in_channels, "in_channels", minimum=1)
     if isinstance(kernels, Mapping):
         kernels = list(kernels.values())
     if isinstance(kernels, np.ndarray) and kernels.ndim == 2:

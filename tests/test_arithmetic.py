@@ -353,29 +353,6 @@ def test_output_size_negative_is_an_error_naming_the_kernel(args):
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("value", "data_format", "expected"),
-    [
-        (2, "NHWC", (1, 2, 2, 1)),
-        ([3], "NHWC", (1, 3, 3, 1)),
-        ((2, 3), "NHWC", (1, 2, 3, 1)),
-        ([1, 2, 3, 1], "NHWC", (1, 2, 3, 1)),
-        (2, "NCHW", (1, 1, 2, 2)),
-        ([2, 3], "NCHW", (1, 1, 2, 3)),
-        ([1, 1, 2, 3], "NCHW", (1, 1, 2, 3)),
-        (np.int64(4), "NHWC", (1, 4, 4, 1)),
-        (np.array([2, 3]), "NHWC", (1, 2, 3, 1)),
-    ],
-)
-def test_window_argument_forms(value, data_format, expected):
-    assert arguments.normalize_strides(value, data_format) == expected
-    assert arguments.normalize_dilations(value, data_format) == expected
-
-
-def test_dilations_none_means_one():
-    assert arguments.normalize_dilations(None, "NCHW") == (1, 1, 1, 1)
-
-
 def test_every_strides_form_gives_tf_the_same_result():
     rng = np.random.default_rng(7)
     x = rng.integers(0, 5, size=(1, 9, 8, 2)).astype(np.float32)
@@ -451,9 +428,7 @@ def test_unknown_sizes_stay_unknown():
     assert arithmetic.output_size(None, 3) is None
 
 
-def test_spatial_and_effective_kernel_size():
-    assert arguments.spatial((8, 32, 48, 3)) == (32, 48)
-    assert arguments.spatial((8, 3, 32, 48), "NCHW") == (32, 48)
+def test_effective_kernel_size():
     assert arithmetic.effective_kernel_size(1, 5) == 1
     assert arithmetic.effective_kernel_size(4, 3) == 10
 
@@ -466,49 +441,6 @@ def test_spatial_and_effective_kernel_size():
 @pytest.mark.parametrize(
     ("call", "pattern"),
     [
-        (lambda: arguments.normalize_strides([1, 2, 3]), r"^strides: .*\[1, 2, 3\] of length 3"),
-        (lambda: arguments.normalize_strides(0), r"^strides: every entry must be a positive"),
-        (lambda: arguments.normalize_strides([2, -1]), r"^strides: every entry must be a positive"),
-        (lambda: arguments.normalize_strides(1.5), r"^strides: expected an int or a list"),
-        (lambda: arguments.normalize_strides("2"), r"^strides: expected an int or a list"),
-        (lambda: arguments.normalize_strides(True), r"^strides: expected an int or a list"),
-        (lambda: arguments.normalize_strides([2, 1, 1, 1]), r"^strides: the batch and channel"),
-        (
-            lambda: arguments.normalize_strides([1, 2, 2, 1], "NCHW"),
-            r"^strides: the batch and channel .* for NCHW",
-        ),
-        (lambda: arguments.normalize_dilations([1, 2, 2, 2]), r"^dilations: the batch and channel"),
-        (lambda: arguments.normalize_dilations([]), r"^dilations: .* of length 0"),
-        (lambda: arguments.normalize_padding("same"), r"^padding: .*'same'.*requires upper case"),
-        (lambda: arguments.normalize_padding("FULL"), r"^padding: expected 'SAME', 'VALID'"),
-        (lambda: arguments.normalize_padding(3), r"^padding: expected 'SAME', 'VALID'"),
-        (lambda: arguments.normalize_padding([[1, 2], [3, 4]]), r"^padding: expected a list of 4"),
-        (
-            lambda: arguments.normalize_padding([[0, 0], [1, 2, 3], [0, 0], [0, 0]]),
-            r"^padding: expected a list of 4",
-        ),
-        (
-            lambda: arguments.normalize_padding([[0, 0], [-1, 0], [0, 0], [0, 0]]),
-            r"^padding: every pad must be non-negative",
-        ),
-        (
-            lambda: arguments.normalize_padding([[0, 0], [1.0, 0], [0, 0], [0, 0]]),
-            r"^padding: expected a list of 4",
-        ),
-        (
-            lambda: arguments.normalize_padding([[1, 0], [0, 0], [0, 0], [0, 0]]),
-            r"^padding: the batch and channel pairs must be \[0, 0\]",
-        ),
-        (
-            lambda: arguments.normalize_padding([[0, 0], [0, 0], [0, 0], [0, 1]]),
-            r"^padding: the batch and channel pairs .* for NHWC",
-        ),
-        (
-            lambda: arguments.normalize_padding([[0, 0], [0, 1], [0, 0], [0, 0]], "NCHW"),
-            r"^padding: the batch and channel pairs .* for NCHW",
-        ),
-        (lambda: arguments.normalize_data_format("nhwc"), r"^data_format: .*got 'nhwc'"),
-        (lambda: arguments.normalize_data_format("channels_last"), r"^data_format: expected"),
         (lambda: arithmetic.same_pads(-1, 3), r"^in_size: expected a non-negative int, got -1"),
         (lambda: arithmetic.same_pads(5, 0), r"^kernel_size: expected a positive int, got 0"),
         (lambda: arithmetic.same_pads(5, 3, stride=0), r"^stride: expected a positive int, got 0"),

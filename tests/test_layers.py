@@ -45,6 +45,7 @@ def built_pair(config: dict, input_shape: tuple) -> tuple[keras.layers.Conv2D, N
 @pytest.fixture
 def keras_case():
     """Keras' TestCase, whose run_layer_test is what Keras applies to its own layers."""
+    # Private: Keras exports no public layer-conformance test; the tests' one private import.
     from keras.src.testing import TestCase
 
     keras.backend.clear_session()
@@ -517,12 +518,6 @@ def test_add_weight_variables_are_autocast_inside_call_only():
             layer.call(tf.cast(x, tf.float16))
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-
-
-def test_to_tf_data_format_rejects_unknown_names():
-    assert to_tf_data_format(None) == to_tf_data_format(keras.config.image_data_format())
-    with pytest.raises(ValueError, match="data_format"):
-        to_tf_data_format("NCHW")
 
 
 # -- both TensorFlow CPU paths, each in its own process -----------------------------------

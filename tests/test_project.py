@@ -119,3 +119,54 @@ def test_launch_buttons_use_the_configured_repository():
 def test_package_version_and_type_marker():
     assert re.fullmatch(r"\d+\.\d+\.\d+", companion.__version__)
     assert (Path(companion.__file__).parent / "py.typed").exists()
+
+
+# -- every tolerance in the repository is justified ---------------------------------------
+
+TOLERANCE = re.compile(r"\b[ar]tol\s*=")
+
+
+def _code_lines(path: Path) -> list[list[str]]:
+    """The code of a file as blocks of lines (one block per notebook code cell)."""
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        return ["".join(c["source"]).splitlines() for c in cells if c["cell_type"] == "code"]
+    return [path.read_text(encoding="utf-8").splitlines()]
+
+
+def unjustified_tolerances(path: Path, root: Path = ROOT) -> list[str]:
+    """Lines passing a relative or absolute tolerance with no comment on them or above."""
+    found = []
+    for block in _code_lines(path):
+        for index, line in enumerate(block):
+            code_part = line.split("#", 1)[0]  # a comment that names a tolerance is no use
+            if not TOLERANCE.search(code_part) or "TOLERANCE = re.compile" in line:
+                continue
+            above = block[index - 1].strip() if index else ""
+            same_line = "#" in line.split("tol", 1)[1]
+            if not same_line and not above.startswith(("#", ">>> #")):
+                found.append(f"{path.relative_to(root)}: {line.strip()}")
+    return found
+
+
+SOURCES = sorted(
+    p
+    for folder in ("companion", "tests", "tools", "book")
+    for p in (ROOT / folder).rglob("*")
+    if p.suffix in (".py", ".ipynb") and ".ipynb_checkpoints" not in p.parts
+)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_tolerance_is_justified_by_a_comment(path):
+    assert unjustified_tolerances(path) == []
+
+
+def test_the_tolerance_search_finds_an_unjustified_use(tmp_path):
+    bare = tmp_path / "bare.py"
+    # The file's text holds an unjustified tolerance and a justified one:
+    bare.write_text(
+        "x = np.isclose(a, b, r" + "tol=1e-5)\n# the bound\ny = f(a" + "tol=b)\n# r" + "tol=0\n"
+    )
+    expected = "bare.py: x = np.isclose(a, b, r" + "tol=1e-5)"
+    assert unjustified_tolerances(bare, tmp_path) == [expected]

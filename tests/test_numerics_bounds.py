@@ -1,14 +1,15 @@
-"""companion.numerics: formats, γ_n, the bounds (which must hold, adversarially) and the
-assertion's report."""
+"""companion.numerics.bounds: γ_n, the dot-product and convolution bounds (which must hold,
+adversarially) and the assertion's report."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from companion import numerics
@@ -16,56 +17,22 @@ from companion.numerics import (
     assert_conv_close,
     conv_error_bound,
     dot_error_bound,
-    float_format,
     gamma,
     unit_roundoff,
 )
 from companion.numpy_conv import conv2d
+from tests.helpers import (
+    BFLOAT16,
+)
 
-BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 FINFO = {
     "float16": np.finfo(np.float16),
     "float32": np.finfo(np.float32),
     "float64": np.finfo(np.float64),
     "bfloat16": ml_dtypes.finfo(ml_dtypes.bfloat16),
 }
-
-
-# --------------------------------------------------------------------------
-# Formats, u and γ_n
-# --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", sorted(FINFO))
-def test_formats_agree_with_finfo(name):
-    info, fmt = FINFO[name], float_format(name)
-    assert fmt.unit_roundoff == float(info.eps) / 2 == unit_roundoff(name)
-    assert fmt.min_normal == float(info.tiny)
-    assert fmt.min_subnormal == float(info.smallest_subnormal)
-    assert fmt.max == float(info.max)
-
-
-@pytest.mark.parametrize(
-    "spelling",
-    [np.float32, "float32", np.dtype("float32"), np.zeros(1, np.float32).dtype, "FLOAT32"],
-)
-def test_float_format_accepts_every_spelling(spelling):
-    assert float_format(spelling).name == "float32"
-
-
-def test_bfloat16_and_tf32():
-    assert float_format(BFLOAT16) is float_format("bfloat16")
-    assert unit_roundoff("bfloat16") == 2.0**-8
-    tf32 = float_format("tf32")
-    # 10 stored mantissa bits like float16, float32's exponent range.
-    assert tf32.unit_roundoff == unit_roundoff(np.float16)
-    assert tf32.min_normal == float_format(np.float32).min_normal
-
-
-@pytest.mark.parametrize("bad", [np.int32, "int8", np.complex64, "float128x", None, object])
-def test_float_format_rejects_other_types(bad):
-    with pytest.raises(ValueError, match=r"^dtype: "):
-        float_format(bad)
 
 
 def test_gamma():
@@ -326,7 +293,7 @@ def test_public_api():
         "gamma",
         "unit_roundoff",
     }
-    chapter_6 = {  # tested in tests/test_numerics_ordering.py
+    chapter_6 = {  # tested in the other tests/test_numerics_*.py
         "ACCURATE_MODES",
         "SUMMATION_METHODS",
         "accurate_conv2d",

@@ -1,0 +1,211 @@
+"""companion.numerics.accurate: the three modes of accurate_conv2d against exact oracles."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from companion import numerics
+from companion.numerics import (
+    accurate_conv2d,
+    compensated_error_bound,
+    conv_error_bound,
+    conv_magnitude,
+    ulp,
+    ulp_distance,
+)
+from companion.numpy_conv import conv2d
+from tests.helpers import (
+    DTYPES,
+    correctly_rounded,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+FINFO = {
+    "float16": np.finfo(np.float16),
+    "float32": np.finfo(np.float32),
+    "float64": np.finfo(np.float64),
+    "bfloat16": ml_dtypes.finfo(ml_dtypes.bfloat16),
+}
+
+
+def exact_conv_fractions(x, w):
+    """A VALID, stride-1 NHWC convolution in rational arithmetic: an array of Fractions."""
+    n, h, wd, _ = x.shape
+    kh, kw, _, k = w.shape
+    out = np.empty((n, h - kh + 1, wd - kw + 1, k), object)
+    xf = np.vectorize(lambda v: Fraction(float(v)), otypes=[object])(x)
+    wf = np.vectorize(lambda v: Fraction(float(v)), otypes=[object])(w)
+    for b in range(n):
+        for i in range(h - kh + 1):
+            for j in range(wd - kw + 1):
+                for o in range(k):
+                    window = xf[b, i : i + kh, j : j + kw, :] * wf[..., o]
+                    out[b, i, j, o] = sum(window.ravel(), Fraction())
+    return out
+
+
+def exact_conv(x, w, dtype):
+    """The same, each output correctly rounded to ``dtype``."""
+    exact = exact_conv_fractions(x, w)
+    out = np.empty(exact.shape, dtype)
+    for index, value in np.ndenumerate(exact):
+        out[index] = correctly_rounded(value, np.dtype(dtype))
+    return out
+
+
+@pytest.mark.parametrize("name", list(DTYPES))
+@pytest.mark.parametrize("kind", ["normal", "cancel"])
+def test_exact_mode_is_correctly_rounded(name, kind):
+    dtype = DTYPES[name]
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 5, 4, 3))
+    w = rng.standard_normal((3, 2, 3, 2))
+    if kind == "cancel":  # the filter's halves cancel on a smooth input
+        x = 1 + x * 1e-3
+        w[..., 1] = -w[..., 0] * (1 + rng.standard_normal((3, 2, 3)) * 1e-3)
+    x, w = x.astype(dtype), w.astype(dtype)
+    result = accurate_conv2d(x, w, 1, "VALID", mode="exact")
+    assert result.dtype == dtype
+    assert result.tobytes() == exact_conv(x, w, dtype).tobytes()
+
+
+@pytest.mark.parametrize("name", ["float32", "float64"])
+@pytest.mark.parametrize("kind", ["normal", "cancel", "range"])
+def test_compensated_and_float64_modes_within_their_bounds(name, kind):
+    dtype = DTYPES[name]
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 9, 9, 64))
+    w = rng.standard_normal((3, 3, 64, 4))
+    if kind == "cancel":
+        x = 1 + x * 1e-4
+        w[..., 1] = -w[..., 0]
+        w[0, 0, 0, 1] *= 1 + 1e-6
+    elif kind == "range":
+        x = x * 2.0 ** rng.integers(-30, 31, x.shape)
+    x, w = x.astype(dtype), w.astype(dtype)
+    exact = accurate_conv2d(x, w, 1, "SAME", mode="exact").astype(np.float64)
+    ulps = ulp(exact, dtype)  # the exact result is within half of this of the true sum
+    magnitude = conv_magnitude(x, w, 1, "SAME")
+    n = 3 * 3 * 64
+    compensated = accurate_conv2d(x, w, 1, "SAME", mode="compensated")
+    bound = compensated_error_bound(magnitude, n, dtype, exact=np.abs(exact) + ulps)
+    numerics.assert_conv_close(compensated, exact, bound + ulps / 2)
+    wide = accurate_conv2d(x, w, 1, "SAME", mode="float64")
+    bound = conv_error_bound(x, w, 1, "SAME", accumulate_dtype="float64")
+    numerics.assert_conv_close(wide, exact, bound + ulps / 2)
+    if kind != "cancel":  # without heavy cancellation both are at most one ULP away
+        assert ulp_distance(compensated, exact.astype(dtype)).max() <= 1
+        if name == "float32":
+            assert ulp_distance(wide, exact.astype(dtype)).max() <= 1
+
+
+@st.composite
+def geometries(draw):
+    data_format = draw(st.sampled_from(["NHWC", "NCHW"]))
+    groups, depth, per_group = (
+        draw(st.integers(1, 2)),
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 2)),
+    )
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    channels = groups * depth
+    shape = (draw(st.integers(0, 2)), h, w, channels)
+    if data_format == "NCHW":
+        shape = (shape[0], channels, h, w)
+    pads = draw(
+        st.sampled_from(["SAME", "VALID"])
+        | st.tuples(st.integers(0, 2), st.integers(0, 2)).map(
+            lambda p: (
+                [[0, 0], list(p), list(p), [0, 0]]
+                if data_format == "NHWC"
+                else [[0, 0], [0, 0], list(p), list(p)]
+            )
+        )
+    )
+    return {
+        "input_shape": shape,
+        "filter_shape": (kh, kw, depth, groups * per_group),
+        "strides": draw(st.integers(1, 3) | st.tuples(st.integers(1, 3), st.integers(1, 3))),
+        "dilations": draw(st.none() | st.integers(1, 2)),
+        "padding": pads,
+        "data_format": data_format,
+        "dtype": draw(st.sampled_from(["float16", "bfloat16", "float32", "float64"])),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(config=geometries())
+def test_every_mode_follows_conv2d_exactly_on_integers(config):
+    # Small integers make every sum exact, so all modes must equal numpy_conv.conv2d bitwise:
+    # this checks the padding, strides, dilations, groups and layouts.
+    rng = np.random.default_rng(config["seed"])
+    dtype = DTYPES[config["dtype"]]
+    x = rng.integers(-3, 4, config["input_shape"]).astype(dtype)
+    w = rng.integers(-3, 4, config["filter_shape"]).astype(dtype)
+    args = {k: config[k] for k in ("strides", "padding", "data_format", "dilations")}
+    try:
+        expected = conv2d(x, w, **args)
+    except ValueError as error:
+        with pytest.raises(ValueError, match=re.escape(str(error)[:20])):
+            accurate_conv2d(x, w, **args)
+        return
+    for mode in numerics.ACCURATE_MODES:
+        result = accurate_conv2d(x, w, **args, mode=mode)
+        assert result.dtype == dtype and result.shape == expected.shape
+        assert result.tobytes() == expected.tobytes(), mode
+
+
+def test_exact_mode_settles_outputs_at_a_rounding_boundary():
+    # float64 sums land on float32 midpoints: the exact sums lie just above, just below, or
+    # on them (a true tie, to even), so only exact arithmetic decides.
+    x = np.zeros((1, 3, 1, 3), np.float32)
+    x[0, :, 0, :2] = [1.0, 2.0**-24]
+    x[0, :, 0, 2] = [2.0**-60, -(2.0**-60), 0.0]
+    w = np.ones((1, 1, 3, 1), np.float32)
+    result = accurate_conv2d(x, w, 1, "VALID", mode="exact")[0, :, 0, 0]
+    np.testing.assert_array_equal(result, np.float32([1 + 2.0**-23, 1.0, 1.0]))
+    assert result.tobytes() == exact_conv(x, w, np.float32)[0, :, 0, 0].tobytes()
+
+
+def test_accurate_conv2d_refuses():
+    x, w = np.ones((1, 4, 4, 1), np.float32), np.ones((3, 3, 1, 1), np.float32)
+    with pytest.raises(ValueError, match=r"^mode: "):
+        accurate_conv2d(x, w, 1, "SAME", mode="quad")
+    with pytest.raises(ValueError, match=r"^input: .*int32"):
+        accurate_conv2d(x.astype(np.int32), w, 1, "SAME")
+    with pytest.raises(ValueError, match=r"^input: .*rank-4"):
+        accurate_conv2d(x[0], w, 1, "SAME")
+    with pytest.raises(ValueError, match=r"^filters: .*rank-4"):
+        accurate_conv2d(x, w[0], 1, "SAME")
+    with pytest.raises(ValueError, match=r"^padding: "):
+        accurate_conv2d(x, w, 1, "FULL")
+
+
+def test_conv_magnitude_is_an_upper_bound_close_to_conv_abs():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 4, 5, 3)).astype(np.float32)
+    w = rng.standard_normal((2, 3, 3, 2)).astype(np.float32)
+    magnitude = conv_magnitude(x, w, 1, "VALID")
+    exact = exact_conv_fractions(np.abs(x), np.abs(w))
+    for index, value in np.ndenumerate(exact):
+        assert value <= Fraction(float(magnitude[index])) <= value * (1 + 3 * Fraction(18, 2**53))
+
+
+def test_compensated_error_bound_arguments():
+    assert compensated_error_bound(0.0, 0, np.float32) == 0.0
+    assert compensated_error_bound(np.ones(3), 5, np.float32).shape == (3,)
+    with pytest.raises(ValueError, match=r"^magnitude: "):
+        compensated_error_bound(-1.0, 3, np.float32)
+    with pytest.raises(ValueError, match=r"^n: "):
+        compensated_error_bound(1.0, -3, np.float32)
