@@ -43,6 +43,7 @@ __all__ = [
     "output_size",
     "resolve_pads",
     "same_pads",
+    "tap_reach",
 ]
 
 
@@ -93,6 +94,36 @@ def same_pads(in_size: int, kernel_size: int, stride: int = 1, dilation: int = 1
     out = -(-in_size // stride)
     total = max((out - 1) * stride + effective_kernel_size(kernel_size, dilation) - in_size, 0)
     return (total // 2, total - total // 2)
+
+
+def tap_reach(
+    in_size: int, out_size: int, stride: int, dilation: int, before: int, tap: int
+) -> tuple[int, int, int]:
+    """Which outputs one kernel tap reads the input for, along one axis, and from where.
+
+    Output ``i``'s tap ``tap`` reads padded position ``i·stride + tap·dilation``,
+    that is input position ``i·stride + tap·dilation − before``: an arithmetic
+    sequence in ``i``, inside the input for one run of outputs.
+
+    Returns
+    -------
+    (int, int, int)
+        ``(first, stop, position)``: outputs ``first`` to ``stop − 1`` read the
+        input (``first == stop`` when none does), the first of them at input
+        position ``position``, the next ones ``stride`` apart.
+
+    Examples
+    --------
+    >>> tap_reach(5, 5, 1, 20000, 20000, 1)     # the middle tap of SAME, dilation 20000
+    (0, 5, 0)
+    >>> first, stop, _ = tap_reach(5, 5, 1, 20000, 20000, 0)   # the first tap: only zeros
+    >>> first == stop
+    True
+    """
+    offset = tap * dilation - before
+    first = min(out_size, max(0, -(offset // stride)))
+    stop = max(first, min(out_size, -((offset - in_size) // stride)))
+    return first, stop, first * stride + offset
 
 
 def _check_sizes(in_size: int | None, **positive: int) -> None:

@@ -182,6 +182,11 @@ def _grouped_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, groups: int) 
     )
 
 
+#: A 1×1 kernel read in place is one matrix product per block, written straight into
+#: the output; it is cut into this many blocks (at least), for the threads to share.
+DIRECT_BLOCKS = 8
+
+
 def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     """One matrix product per kernel tap, accumulated: no column matrix at all.
 
@@ -206,8 +211,8 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     per_position = 2 * out_channels * x.itemsize  # an accumulator and a product
     per_block = parallel.block_bytes(geometry, x.itemsize, per_position) // per_position
     per_block = max(grid.width, per_block)
-    if direct and len(grid.taps) == 1:
-        per_block = flat_out.shape[0]  # one product for the whole output
+    if direct and len(grid.taps) == 1:  # written straight into the output: large blocks
+        per_block = max(per_block, -(-flat_out.shape[0] // DIRECT_BLOCKS))
     size = (per_block + grid.width, out_channels)
     blocks = list(_grid_blocks(geometry, grid, per_block))
 

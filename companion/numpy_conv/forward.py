@@ -8,7 +8,7 @@ import numpy as np
 
 from companion import arguments
 from companion.arithmetic import Geometry, conv_geometry
-from companion.numpy_conv import blocked, direct, operands
+from companion.numpy_conv import blocked, direct, operands, parallel, unpadded
 
 #: A strategy computes the NHWC output from the unpadded NHWC input and the
 #: filters, both already in the computation dtype; it is called only for
@@ -72,13 +72,17 @@ def choose_method(geometry: Geometry) -> str:
 
 def forward(x: np.ndarray, w: np.ndarray, geometry: Geometry, method: str) -> np.ndarray:
     """NHWC forward in the computation dtype, by ``method`` (or ``auto``'s choice); handles
-    empty outputs."""
+    empty outputs. ``auto`` pads nothing where the padding would dwarf the work
+    (:mod:`~companion.numpy_conv.unpadded`)."""
     if geometry.is_empty:
         return np.zeros(geometry.output_shape, dtype=x.dtype)
+    if method == "auto" and unpadded.worthwhile(geometry):
+        return unpadded.forward(x, w, geometry)
     name = choose_method(geometry) if method == "auto" else method
     return STRATEGIES[name](x, w, geometry)
 
 
+@parallel.single_threaded_blas()
 def conv2d(
     input: np.ndarray,
     filters: np.ndarray,

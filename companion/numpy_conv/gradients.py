@@ -16,7 +16,7 @@ import numpy as np
 
 from companion import arguments
 from companion.arithmetic import Geometry, conv_geometry
-from companion.numpy_conv import blocked, direct, operands, parallel
+from companion.numpy_conv import blocked, direct, operands, parallel, unpadded
 from companion.numpy_conv.forward import METHODS, choose_method, forward
 
 
@@ -93,23 +93,24 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
         spans, fill = blocked.planar_columns(x, geometry, grid)
     else:
         spans, fill = blocked.nhwc_columns(x, geometry)
-    # One partial sum per thread, over a fixed range of blocks, added in order: the
-    # result depends on the number of threads, not on their timing.
-    ranges = parallel.split_evenly(len(spans), parallel.block_threads(len(spans)))
-    partial = np.zeros((len(ranges), groups, terms, per_group), dtype=x.dtype)
+    # The blocks' products are added in block order, whatever the number of threads:
+    # each wave of blocks is multiplied in parallel, then added one by one.
+    threads = parallel.block_threads(len(spans))
+    products = np.empty((threads, groups, terms, per_group), dtype=x.dtype)
+    total = np.zeros((groups, terms, per_group), dtype=x.dtype)
+    for first in range(0, len(spans), threads):
+        wave = spans[first : first + threads]
 
-    def accumulate(index: int) -> None:
-        product = np.empty_like(partial[index])
-        for span in spans[slice(*ranges[index])]:
-            n0, n1, i0, i1 = span
+        def multiply(index: int, wave=wave) -> None:
+            n0, n1, i0, i1 = wave[index]
             gradient = dy[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
-            columns = fill(span)
+            columns = fill(wave[index])
             rows = columns if planar else columns.transpose(0, 2, 1)  # (groups, terms, positions)
-            np.matmul(rows, gradient, out=product)
-            partial[index] += product
+            np.matmul(rows, gradient, out=products[index])
 
-    parallel.for_each_block(accumulate, len(ranges))
-    total = partial.sum(axis=0)
+        parallel.for_each_block(multiply, len(wave))
+        for product in products[: len(wave)]:
+            total += product
     if planar:
         ordered = np.empty_like(total)
         ordered[:, blocked.planar_order(geometry, grid)] = total
@@ -119,6 +120,7 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
     )
 
 
+@parallel.single_threaded_blas()
 def conv2d_backprop_input(
     input_sizes: Sequence[int],
     filters: np.ndarray,
@@ -204,7 +206,11 @@ def conv2d_backprop_input(
         return np.zeros(sizes, dtype=w.dtype)
     dy = operands.to_nhwc(dy, data_format).astype(compute, copy=False)
     if method == "auto":
-        dx = _input_gradient_phases(dy, w.astype(compute, copy=False), geometry)
+        w_compute = w.astype(compute, copy=False)
+        if unpadded.worthwhile(geometry):
+            dx = unpadded.input_gradient(dy, w_compute, geometry)
+        else:
+            dx = _input_gradient_phases(dy, w_compute, geometry)
         return operands.from_nhwc(np.ascontiguousarray(operands.finish(dx, w.dtype)), data_format)
     g = geometry.groups
     kh, kw, cin, cout = (
@@ -252,6 +258,7 @@ def conv2d_backprop_input(
     return operands.from_nhwc(np.ascontiguousarray(operands.finish(dx, w.dtype)), data_format)
 
 
+@parallel.single_threaded_blas()
 def conv2d_backprop_filter(
     input: np.ndarray,
     filter_sizes: Sequence[int],
@@ -332,7 +339,11 @@ def conv2d_backprop_filter(
     if method == "auto":
         x_nhwc = operands.to_nhwc(x, data_format).astype(compute, copy=False)
         dy_nhwc = operands.to_nhwc(dy, data_format).astype(compute, copy=False)
-        return operands.finish(_filter_gradient_blocked(x_nhwc, dy_nhwc, geometry), x.dtype)
+        if unpadded.worthwhile(geometry):
+            dw = unpadded.filter_gradient(x_nhwc, dy_nhwc, geometry)
+        else:
+            dw = _filter_gradient_blocked(x_nhwc, dy_nhwc, geometry)
+        return operands.finish(dw, x.dtype)
     g = geometry.groups
     kh, kw, cin, cout = sizes[0], sizes[1], sizes[2], geometry.out_channels // g
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations

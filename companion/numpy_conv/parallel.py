@@ -304,22 +304,25 @@ def block_threads(blocks: int) -> int:
     return max(1, min(blas, copy_threads(), blocks))
 
 
-def for_each_block(function: Callable[[int], None], blocks: int) -> None:
-    """Call ``function(0), …, function(blocks - 1)``, spread over several threads.
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Hold NumPy's BLAS to one thread while the ``with`` block runs (reentrant).
 
-    A matrix product split among BLAS's threads waits for the slowest at every
-    step, and the copies that feed it run on one core. Instead, while the
-    blocks run, BLAS is held to one thread per caller (with threadpoolctl) and
-    :func:`block_threads` threads take blocks in turn, each copying and
-    multiplying its own; a thread slowed by another process simply takes
-    fewer blocks. Each block is computed the same way whichever thread takes
-    it, so results do not depend on the scheduling.
+    Every public function of :mod:`companion.numpy_conv` runs inside it. A
+    multi-threaded BLAS may split a long inner product among its threads (seen
+    with OpenBLAS for products with a long inner dimension and few outputs, as
+    in the filter gradient), and its result then depends on the thread count;
+    one thread per product makes every result depend on the shapes alone, and
+    the package spreads its own blocks over threads instead
+    (:func:`for_each_block`). The setting is process-wide: BLAS calls that
+    other threads make meanwhile run on one thread too. Without threadpoolctl
+    (or where it cannot find NumPy's BLAS) nothing is changed.
+
+    Examples
+    --------
+    >>> with single_threaded_blas():
+    ...     pass
     """
-    threads = block_threads(blocks)
-    if threads == 1:
-        for index in range(blocks):
-            function(index)
-        return
     libraries = _blas_libraries()
     with _blas_lock:
         if _blas_state["users"] == 0:
@@ -328,6 +331,32 @@ def for_each_block(function: Callable[[int], None], blocks: int) -> None:
                 library.set_num_threads(1)
         _blas_state["users"] += 1
     try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["users"] -= 1
+            if _blas_state["users"] == 0:
+                for library, count in zip(libraries, _blas_state["saved"], strict=True):
+                    library.set_num_threads(count)
+
+
+def for_each_block(function: Callable[[int], None], blocks: int) -> None:
+    """Call ``function(0), …, function(blocks - 1)``, spread over several threads.
+
+    A matrix product split among BLAS's threads waits for the slowest at every
+    step, and the copies that feed it run on one core. Instead, BLAS is held
+    to one thread (:func:`single_threaded_blas`) and :func:`block_threads`
+    threads take blocks in turn, each copying and multiplying its own; a
+    thread slowed by another process simply takes fewer blocks. Each block is
+    computed the same way whichever thread takes it, so results do not depend
+    on the scheduling nor on the number of threads.
+    """
+    threads = block_threads(blocks)
+    with single_threaded_blas():
+        if threads == 1:
+            for index in range(blocks):
+                function(index)
+            return
         counter = itertools.count()
         lock = threading.Lock()
 
@@ -340,9 +369,3 @@ def for_each_block(function: Callable[[int], None], blocks: int) -> None:
                 function(index)
 
         run_parallel([work] * threads, _block_pool)
-    finally:
-        with _blas_lock:
-            _blas_state["users"] -= 1
-            if _blas_state["users"] == 0:
-                for library, count in zip(libraries, _blas_state["saved"], strict=True):
-                    library.set_num_threads(count)
