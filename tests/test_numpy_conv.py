@@ -839,3 +839,130 @@ def test_requests_beyond_the_workspace_get_fresh_arrays():
     with numpy_conv.settings(workspace_bytes=0):
         for method in FAST:
             np.testing.assert_array_equal(conv2d(x, w, 2, "SAME", method=method), expected)
+
+
+# --------------------------------------------------------------------------
+# Determinism: the same bits whatever the number of CPUs, threads or BLAS threads
+# --------------------------------------------------------------------------
+
+# One shape for each route auto takes (planar, im2col_blocked, taps, unpadded), strided,
+# grouped and dilated ones among them, large enough to be cut into many blocks.
+DETERMINISM_CASES = [
+    ((4, 57, 57, 3), (7, 7, 3, 16), 2, "SAME", None),
+    ((3, 30, 30, 32), (3, 3, 32, 48), 1, "SAME", None),
+    ((2, 32, 32, 32), (3, 3, 8, 64), 2, "SAME", 2),
+    ((2, 30, 30, 64), (1, 1, 64, 32), 2, "VALID", None),
+    ((1, 6, 6, 2), (3, 3, 2, 4), 1, "SAME", 500),
+]
+
+DIGEST = """
+import hashlib
+import numpy as np
+from companion import numpy_conv
+
+
+def digest(cases, methods):
+    h = hashlib.sha256()
+    for n, (x_shape, w_shape, stride, padding, dilations) in enumerate(cases):
+        rng = np.random.default_rng(n)
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        w = rng.standard_normal(w_shape).astype(np.float32)
+        args = (stride, padding, "NHWC", dilations)
+        for method in methods:
+            y = numpy_conv.conv2d(x, w, *args, method=method)
+            dy = rng.standard_normal(y.shape).astype(np.float32)
+            dx = numpy_conv.conv2d_backprop_input(x.shape, w, dy, *args, method=method)
+            dw = numpy_conv.conv2d_backprop_filter(x, w.shape, dy, *args, method=method)
+            for array in (y, dx, dw):
+                h.update(array.tobytes())
+    return h.hexdigest()
+"""
+
+
+def digest(methods=("auto",)) -> str:
+    namespace: dict = {}
+    exec(DIGEST, namespace)
+    return namespace["digest"](DETERMINISM_CASES, methods)
+
+
+def test_results_do_not_depend_on_threads_or_blas_threads():
+    from threadpoolctl import threadpool_limits
+
+    fast = ("auto", "im2col_blocked", "taps", "planar")
+    with numpy_conv.settings(threads=1):
+        expected = digest(fast)
+    for threads in (2, 3, 8, None):
+        with numpy_conv.settings(threads=threads):
+            assert digest(fast) == expected, f"threads={threads}"
+    with threadpool_limits(1, user_api="blas"):
+        assert digest(fast) == expected, "BLAS on one thread"
+
+
+def test_results_do_not_depend_on_the_number_of_cpus():
+    import json
+
+    from companion.runtime import run_python
+
+    # A child process that may use one CPU only (set before NumPy loads its BLAS).
+    code = (
+        "import os\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        + DIGEST
+        + f"\nimport json\nprint(json.dumps(digest({DETERMINISM_CASES!r}, ('auto',))))\n"
+    )
+    if not hasattr(__import__("os"), "sched_setaffinity"):
+        pytest.skip("this platform cannot restrict a process to one CPU")
+    child = run_python(code)
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == digest()
+
+
+# --------------------------------------------------------------------------
+# Memory follows the taps that land on the input, not the padding around it
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "strides", "padding", "dilations"),
+    [
+        ((1, 5, 5, 1), (3, 3, 1, 2), 1, "SAME", 20_000),
+        ((2, 5, 4, 3), (3, 2, 3, 4), 2, [[0, 0], [100_000, 100_000], [3, 3], [0, 0]], 1),
+        ((1, 6, 6, 2), (2, 2, 2, 2), (1, 3), [[0, 0], [7, 50_000], [0, 0], [0, 0]], (9000, 1)),
+    ],
+)
+def test_huge_padding_costs_what_the_output_costs(x_shape, w_shape, strides, padding, dilations):
+    from companion.timing import peak_memory
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(-3, 4, x_shape).astype(np.float64)
+    w = rng.integers(-3, 4, w_shape).astype(np.float64)
+    args = (strides, padding, "NHWC", dilations)
+    y = conv2d(x, w, *args)
+    dy = rng.integers(-3, 4, y.shape).astype(np.float64)
+    budget = 8 * (x.size + 2 * y.size + 2 * w.size) + (1 << 20)  # + 1 MiB of small temporaries
+    for name, call in {
+        "forward": lambda: conv2d(x, w, *args),
+        "input gradient": lambda: conv2d_backprop_input(x.shape, w, dy, *args),
+        "filter gradient": lambda: conv2d_backprop_filter(x, w.shape, dy, *args),
+    }.items():
+        assert peak_memory(call) < budget, name
+    # Small integers: every sum is exact. The forward pass against a gather that masks
+    # the taps falling outside the input (no padding), the gradients by the adjoint identity
+    # <conv(x, w), dy> = <x, dx> = <w, dw>.
+    geometry = conv_geometry(x.shape, w.shape, *args)
+    (top, _), (left, _) = geometry.pads
+    (sh, sw), (dh, dw_) = geometry.strides, geometry.dilations
+    expected = np.zeros(y.shape)
+    rows, cols = np.arange(geometry.out_height), np.arange(geometry.out_width)
+    for a in range(w.shape[0]):
+        r = rows * sh + a * dh - top
+        r_ok = (r >= 0) & (r < x.shape[1])
+        for b in range(w.shape[1]):
+            c = cols * sw + b * dw_ - left
+            c_ok = (c >= 0) & (c < x.shape[2])
+            patch = x[:, r[r_ok]][:, :, c[c_ok]]
+            expected[:, np.flatnonzero(r_ok)[:, None], np.flatnonzero(c_ok)] += patch @ w[a, b]
+    np.testing.assert_array_equal(y, expected)
+    dx = conv2d_backprop_input(x.shape, w, dy, *args)
+    dw = conv2d_backprop_filter(x, w.shape, dy, *args)
+    assert np.sum(y * dy) == np.sum(x * dx) == np.sum(w * dw)

@@ -23,9 +23,10 @@ import numpy as np
 
 from companion.arithmetic import Geometry, tap_reach
 
-#: The padded input must exceed this many times the input and the output together
-#: (in elements) before ``auto`` avoids it.
-PADDING_DOMINATES = 4
+#: The padded input must exceed the input and the output together (in elements, times
+#: this factor) before ``auto`` avoids it: a padded copy would then cost more than the
+#: memory the call needs anyway.
+PADDING_DOMINATES = 1
 
 
 def worthwhile(geometry: Geometry) -> bool:
