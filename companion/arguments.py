@@ -183,15 +183,16 @@ def choice(value: object, name: str, allowed: Sequence[str]) -> str:
     return value
 
 
-def normalize_data_format(data_format: str) -> str:
-    """Check ``data_format`` and return it.
+def normalize_data_format(data_format: str | None) -> str:
+    """Check ``data_format`` and return it; ``None`` means ``"NHWC"``, as in TensorFlow.
 
     Built in chapter 2.
 
     Parameters
     ----------
-    data_format : str
-        ``"NHWC"`` or ``"NCHW"``, exactly as :func:`tf.nn.conv2d` accepts them.
+    data_format : str or None
+        ``"NHWC"`` or ``"NCHW"``, exactly as :func:`tf.nn.conv2d` accepts them;
+        ``None`` is TensorFlow's default, ``"NHWC"``.
 
     Raises
     ------
@@ -200,9 +201,11 @@ def normalize_data_format(data_format: str) -> str:
 
     Examples
     --------
-    >>> normalize_data_format("NCHW")
-    'NCHW'
+    >>> normalize_data_format("NCHW"), normalize_data_format(None)
+    ('NCHW', 'NHWC')
     """
+    if data_format is None:
+        return "NHWC"
     if not isinstance(data_format, str) or data_format not in DATA_FORMATS:
         raise ValueError(f"data_format: expected 'NHWC' or 'NCHW', got {data_format!r}")
     return data_format

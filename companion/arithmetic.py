@@ -336,6 +336,9 @@ def conv_geometry(
     padding: str | Sequence[Sequence[int]],
     data_format: str = "NHWC",
     dilations: int | Sequence[int] | None = None,
+    *,
+    input_name: str = "input",
+    filter_name: str = "filters",
 ) -> Geometry:
     """Check the arguments of a ``tf.nn.conv2d`` call and resolve its sizes, once.
 
@@ -353,6 +356,9 @@ def conv_geometry(
         number of groups.
     strides, padding, data_format, dilations
         As for :func:`tf.nn.conv2d`.
+    input_name, filter_name : str, keyword-only
+        The names of the arguments that carry the two shapes, for error
+        messages (the gradients take ``input_sizes`` or ``filter_sizes``).
 
     Returns
     -------
@@ -371,21 +377,25 @@ def conv_geometry(
     >>> g.output_shape, g.pads, g.terms, g.flops
     ((8, 16, 16, 16), ((0, 1), (0, 1)), 27, 1769472)
     """
-    return _resolve(input_shape, filter_shape, strides, padding, data_format, dilations, "filters")
+    names = (input_name, filter_name, filter_name)
+    return _resolve(input_shape, filter_shape, strides, padding, data_format, dilations, names)
 
 
-def _resolve(input_shape, filter_shape, strides, padding, data_format, dilations, kernel_name):
-    """:func:`conv_geometry`; a kernel too large for the input is reported as ``kernel_name``'s."""
+def _resolve(input_shape, filter_shape, strides, padding, data_format, dilations, names):
+    """:func:`conv_geometry`, its errors naming ``names``: the input's, the filter's, and the
+    argument held responsible for a kernel too large for the input."""
+    input_name, filter_name, kernel_name = names
     data_format = arguments.normalize_data_format(data_format)
-    in_shape = _shape(input_shape, "input", f"in {data_format} order", unknown=True)
+    in_shape = _shape(input_shape, input_name, f"in {data_format} order", unknown=True)
     kernel = "(kernel_height, kernel_width, in_depth, out_channels)"
-    kh, kw, in_depth, out_channels = _shape(filter_shape, "filters", kernel, unknown=False)
+    kh, kw, in_depth, out_channels = _shape(filter_shape, filter_name, kernel, unknown=False)
     strides4 = arguments.normalize_strides(strides, data_format)
     dilations4 = arguments.normalize_dilations(dilations, data_format)
     pad = arguments.normalize_padding(padding, data_format)
     if min(kh, kw, in_depth) <= 0:
         raise ValueError(
-            f"filters: expected positive kernel sizes and depth, got shape {tuple(filter_shape)}"
+            f"{filter_name}: expected positive kernel sizes and depth, "
+            f"got shape {tuple(filter_shape)}"
         )
     batch, height, width, channels = (
         in_shape if data_format == "NHWC" else (in_shape[0], *in_shape[2:], in_shape[1])
@@ -395,12 +405,12 @@ def _resolve(input_shape, filter_shape, strides, padding, data_format, dilations
     if channels:
         if channels % in_depth:
             raise ValueError(
-                f"filters: the input's {channels} channels must be a multiple of the "
+                f"{filter_name}: the input's {channels} channels must be a multiple of the "
                 f"filter's in_depth, got in_depth {in_depth}"
             )
         if out_channels % groups:
             raise ValueError(
-                f"filters: out_channels must be a multiple of the number of groups "
+                f"{filter_name}: out_channels must be a multiple of the number of groups "
                 f"({channels} input channels / in_depth {in_depth} = {groups}), "
                 f"got {out_channels}"
             )
@@ -468,7 +478,6 @@ def conv_output_shape(
     >>> conv_output_shape((8, 6, 32, 32), (3, 3, 3, 12), 2, "SAME", "NCHW")
     (8, 12, 16, 16)
     """
-    geometry = _resolve(
-        input_shape, filter_shape, strides, padding, data_format, dilations, "kernel_size"
-    )
+    names = ("input", "filters", "kernel_size")
+    geometry = _resolve(input_shape, filter_shape, strides, padding, data_format, dilations, names)
     return geometry.in_format(geometry.output_shape, data_format)

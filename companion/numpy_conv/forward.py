@@ -139,6 +139,26 @@ def conv2d(
         Naming the argument, the value and what was expected, wherever
         TensorFlow's reference kernel rejects the call.
 
+    Notes
+    -----
+    Deliberate differences from :func:`tf.nn.conv2d`, where TensorFlow
+    accepts what the twin refuses with a ``ValueError``:
+
+    - an input of rank 5 or more (TensorFlow reads the leading axes as extra
+      batch axes): reshape to rank 4 first;
+    - float ``strides`` or ``dilations`` such as ``2.0``: integers only, as
+      Keras' layers require.
+
+    Like TensorFlow's tensors, results are in native byte order whatever the
+    byte order of the operands; ``data_format=None`` means ``"NHWC"``.
+
+    Results are bitwise the same whatever the number of CPUs, of the
+    package's threads (:func:`~companion.numpy_conv.settings`) and of BLAS's
+    threads: every block is computed the same way, blocks are added in a
+    fixed order, and BLAS runs on one thread during the call (with
+    threadpoolctl, which the package requires). TensorFlow promises no such
+    thing on its CPU paths (chapter 6).
+
     Examples
     --------
     A 2×2 sum over ``1..9`` with ``SAME`` padding: TensorFlow pads the odd

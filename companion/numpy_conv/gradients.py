@@ -171,6 +171,11 @@ def conv2d_backprop_input(
         For any argument :func:`conv2d` would reject, malformed
         ``input_sizes``, or an ``out_backprop`` of the wrong shape.
 
+    Notes
+    -----
+    Results are bitwise the same whatever the number of CPUs and threads, as
+    for :func:`conv2d`.
+
     Examples
     --------
     With an all-ones gradient, each input pixel collects one term per
@@ -193,7 +198,9 @@ def conv2d_backprop_input(
     operands.check_dtype(w, "filters")
     dy = operands.array_argument(out_backprop, "out_backprop", f"in {data_format} order")
     dy = operands.convert(dy, w.dtype, "out_backprop")
-    geometry = conv_geometry(sizes, w.shape, strides, padding, data_format, dilations)
+    geometry = conv_geometry(
+        sizes, w.shape, strides, padding, data_format, dilations, input_name="input_sizes"
+    )
     expected = geometry.in_format(geometry.output_shape, data_format)
     if dy.shape != expected:
         raise ValueError(
@@ -311,6 +318,13 @@ def conv2d_backprop_filter(
         For any argument :func:`conv2d` would reject, malformed
         ``filter_sizes``, or an ``out_backprop`` of the wrong shape.
 
+    Notes
+    -----
+    Besides :func:`conv2d`'s, one deliberate difference: ``filter_sizes``
+    with a zero entry (an empty filter), which TensorFlow accepts, is refused.
+    Results are bitwise the same whatever the number of CPUs and threads, as
+    for :func:`conv2d`.
+
     Examples
     --------
     >>> x = np.arange(1.0, 10.0).reshape(1, 3, 3, 1)
@@ -326,7 +340,9 @@ def conv2d_backprop_filter(
     sizes = operands.shape_argument(filter_sizes, "filter_sizes", operands.FILTER_LAYOUT)
     dy = operands.array_argument(out_backprop, "out_backprop", f"in {data_format} order")
     dy = operands.convert(dy, x.dtype, "out_backprop")
-    geometry = conv_geometry(x.shape, sizes, strides, padding, data_format, dilations)
+    geometry = conv_geometry(
+        x.shape, sizes, strides, padding, data_format, dilations, filter_name="filter_sizes"
+    )
     expected = geometry.in_format(geometry.output_shape, data_format)
     if dy.shape != expected:
         raise ValueError(

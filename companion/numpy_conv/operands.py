@@ -21,13 +21,16 @@ FILTER_GRADIENT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 def as_array(value: object, name: str) -> np.ndarray:
-    """``value`` as a NumPy array of numbers, or a ``ValueError`` naming ``name``."""
+    """``value`` as a NumPy array of numbers in native byte order, or a ``ValueError`` naming
+    ``name``."""
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{name}: expected an array, got {type(value).__name__}") from error
     if array.dtype == object:
         raise ValueError(f"{name}: expected a numeric array, got dtype object")
+    if not array.dtype.isnative:  # big-endian data on a little-endian machine: the values
+        array = array.astype(array.dtype.newbyteorder("="))
     return array
 
 
