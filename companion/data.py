@@ -33,6 +33,8 @@ from companion import arguments
 
 __all__ = [
     "FASHION_MNIST_FILES",
+    "IDX_LIMIT",
+    "DataFallbackWarning",
     "Dataset",
     "bilinear_resize",
     "check_fashion_mnist_cache",
@@ -53,6 +55,15 @@ FASHION_MNIST_FILES = {
 _IDX_UBYTE = 0x08  # the IDX type code of unsigned bytes
 
 
+class DataFallbackWarning(UserWarning):
+    """:func:`load_dataset` returned scikit-learn's digits where Fashion-MNIST was preferred.
+
+    Built in chapter 4. Raised with ``source="auto"`` when Fashion-MNIST is
+    not cached and may not (or could not) be downloaded; ask for
+    ``source="digits"`` to get the digits without it.
+    """
+
+
 class Dataset(NamedTuple):
     """A small image-classification data set: its name, then ``(x, y)`` for training and test.
 
@@ -70,7 +81,14 @@ class Dataset(NamedTuple):
     test: tuple[np.ndarray, np.ndarray]
 
 
-def read_idx(path: str | os.PathLike, rank: int | None = None) -> np.ndarray:
+#: The largest IDX payload :func:`read_idx` reads by default: Fashion-MNIST's training
+#: images (60000 × 28 × 28 bytes) are 47 MB.
+IDX_LIMIT = 1 << 28
+
+
+def read_idx(
+    path: str | os.PathLike, rank: int | None = None, *, limit: int = IDX_LIMIT
+) -> np.ndarray:
     """Read a gzip-compressed IDX file of unsigned bytes, checking it completely.
 
     Built in chapter 4.
@@ -85,6 +103,11 @@ def read_idx(path: str | os.PathLike, rank: int | None = None) -> np.ndarray:
         A ``.gz`` file.
     rank : int, optional
         The expected number of dimensions.
+    limit : int, keyword-only
+        The most data bytes the header may announce (default
+        :data:`IDX_LIMIT`). The header is checked first, and no more than
+        announced (plus one byte, to detect a longer file) is ever read, so a
+        corrupt or hostile file cannot make the reader use much memory.
 
     Returns
     -------
@@ -95,7 +118,8 @@ def read_idx(path: str | os.PathLike, rank: int | None = None) -> np.ndarray:
     ValueError
         Naming the file, when it is not gzip data, its gzip stream is
         truncated or corrupt, its header is not IDX of unsigned bytes (of the
-        expected rank), or its length disagrees with the header.
+        expected rank) or announces more than ``limit`` bytes, or its length
+        disagrees with the header.
 
     Examples
     --------
@@ -107,35 +131,60 @@ def read_idx(path: str | os.PathLike, rank: int | None = None) -> np.ndarray:
     array([7, 2, 1], dtype=uint8)
     """
     path = Path(path)
+    limit = arguments.integer(limit, "limit")
     try:
         with gzip.open(path, "rb") as stream:
-            data = stream.read()
+            return _read_idx_stream(stream, path, rank, limit)
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise ValueError(
             f"{path}: not a complete gzip file ({type(exc).__name__}: {exc}); "
             "the file is corrupt or truncated, delete it to re-download"
         ) from exc
-    if len(data) < 4:
-        raise ValueError(f"{path}: {len(data)} bytes is too short for an IDX header")
-    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+
+
+def _read_exactly(stream, count: int) -> bytes:
+    """Up to ``count`` bytes, in chunks: memory follows what the file really holds."""
+    chunks, left = [], count
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_idx_stream(stream, path: Path, rank: int | None, limit: int) -> np.ndarray:
+    """:func:`read_idx` on an open stream: the header is checked before any data is read."""
+    magic = _read_exactly(stream, 4)
+    if len(magic) < 4:
+        raise ValueError(f"{path}: {len(magic)} bytes is too short for an IDX header")
+    zero, dtype_code, ndim = struct.unpack(">HBB", magic)
     if zero != 0 or dtype_code != _IDX_UBYTE or ndim == 0:
         raise ValueError(
-            f"{path}: not an IDX file of unsigned bytes (magic bytes {data[:4].hex()}, "
+            f"{path}: not an IDX file of unsigned bytes (magic bytes {magic.hex()}, "
             f"expected 0000 08 followed by the rank)"
         )
     if rank is not None and ndim != rank:
         raise ValueError(f"{path}: expected an IDX file of rank {rank}, got rank {ndim}")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header ({len(data)} of {header} bytes)")
-    shape = struct.unpack(f">{ndim}I", data[4:header])
-    expected = header + int(np.prod(shape, dtype=np.int64))
-    if len(data) != expected:
+    sizes = _read_exactly(stream, 4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header ({4 + len(sizes)} of {4 + 4 * ndim} bytes)")
+    shape = struct.unpack(f">{ndim}I", sizes)
+    expected = int(np.prod(shape, dtype=np.int64))
+    if expected > limit:
         raise ValueError(
-            f"{path}: the IDX header announces shape {shape} ({expected} bytes) but the "
-            f"file holds {len(data)} bytes; the file is truncated or corrupt"
+            f"{path}: the IDX header announces shape {shape} ({expected} bytes), more than "
+            f"the limit of {limit} bytes"
         )
-    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+    data = _read_exactly(stream, expected + 1)  # one byte more: is there anything after?
+    if len(data) != expected:
+        held = f"{len(data)} bytes" if len(data) < expected else "more"
+        raise ValueError(
+            f"{path}: the IDX header announces shape {shape} ({expected} bytes of data) but "
+            f"the file holds {held}; the file is truncated or corrupt"
+        )
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def check_fashion_mnist_cache(directory: str | os.PathLike) -> dict[str, tuple[int, ...]]:
@@ -351,7 +400,8 @@ def load_dataset(
         Fashion-MNIST, 1437/360 for the digits).
     source : {"auto", "fashion_mnist", "digits"}
         ``"auto"``: Fashion-MNIST if it is cached (or may be downloaded),
-        else the digits. The other two insist on one data set.
+        else the digits, with a :class:`DataFallbackWarning`. The other two
+        insist on one data set.
     download : bool, optional
         Whether Keras may download missing Fashion-MNIST files. Default: only
         on Google Colab. Without it, nothing touches the network.
@@ -376,13 +426,12 @@ def load_dataset(
     >>> data.name, data.train[0].shape, data.train[0].dtype, data.test[1].shape
     ('digits', (100, 28, 28, 1), dtype('float32'), (20,))
     """
-    if source not in {"auto", "fashion_mnist", "digits"}:
-        raise ValueError(f"source: expected 'auto', 'fashion_mnist' or 'digits', got {source!r}")
+    source = arguments.choice(source, "source", ("auto", "fashion_mnist", "digits"))
     if download is None:
         download = "google.colab" in sys.modules
     if not isinstance(download, bool):
         raise ValueError(f"download: expected True, False or None, got {download!r}")
-    data = None
+    data, reason = None, None
     if source != "digits":
         directory = fashion_mnist_cache_dir()
         cached = any((directory / name).exists() for name in FASHION_MNIST_FILES)
@@ -394,13 +443,18 @@ def load_dataset(
                 # Fashion-MNIST. Only a failed download in "auto" mode falls back.
                 if source == "fashion_mnist" or cached:
                     raise
-                warnings.warn(
-                    f"Fashion-MNIST could not be downloaded ({exc}); using the digits instead",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                reason = f"could not be downloaded ({exc})"
+        else:
+            reason = f"is not in Keras' cache ({directory}) and download=False"
     if data is None:
         data = load_digits_28()
+        if reason is not None:
+            warnings.warn(
+                f"Fashion-MNIST {reason}: using scikit-learn's digits at 28×28 instead "
+                "(source='digits' asks for them without this warning)",
+                DataFallbackWarning,
+                stacklevel=2,
+            )
     return Dataset(
         data.name, _first(data.train, n_train, "n_train"), _first(data.test, n_test, "n_test")
     )

@@ -118,6 +118,31 @@ def test_read_idx_reports_corrupt_files_by_name(tmp_path, how, message):
     assert str(path) in str(error.value)
 
 
+def test_read_idx_checks_the_header_before_reading_the_data(tmp_path):
+    # A small gzip file whose header announces 10 labels but which inflates to 64 MiB:
+    # the reader stops one byte past the announced size, so its memory stays small.
+    from companion.timing import peak_memory
+
+    path = tmp_path / "bomb.gz"
+    with gzip.open(path, "wb", compresslevel=1) as stream:
+        stream.write(bytes([0, 0, 8, 1]) + struct.pack(">I", 10))
+        zeros = bytes(1 << 20)
+        for _ in range(64):
+            stream.write(zeros)
+    assert path.stat().st_size < 1 << 20
+
+    def read() -> None:
+        with pytest.raises(ValueError, match=r"announces shape \(10,\).* holds more"):
+            read_idx(path, rank=1)
+
+    assert peak_memory(read) < 4 << 20
+    # A header announcing more than the limit is refused before anything is read.
+    with pytest.raises(ValueError, match=r"more than the limit of 5 bytes"):
+        read_idx(path, rank=1, limit=5)
+    with pytest.raises(ValueError, match=r"^limit: "):
+        read_idx(path, rank=1, limit=-1)
+
+
 # -- the cache check ------------------------------------------------------------------------
 
 
@@ -255,7 +280,7 @@ socket.create_connection = refuse
 urllib.request.urlopen = refuse
 urllib.request.urlretrieve = refuse
 
-from companion.data import fashion_mnist_cache_dir, load_dataset
+from companion.data import DataFallbackWarning, fashion_mnist_cache_dir, load_dataset
 
 facts = {}
 directory = fashion_mnist_cache_dir()
@@ -268,7 +293,17 @@ def outcome(**kwargs):
     except Exception as error:
         return {"error": type(error).__name__, "message": str(error)}
 
-facts["empty"] = outcome()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    facts["empty"] = outcome()
+facts["empty_warning"] = [
+    str(w.message) for w in caught if issubclass(w.category, DataFallbackWarning)
+]
+facts["digits_warning"] = []
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    outcome(source="digits")
+facts["digits_warning"] = [str(w.message) for w in caught]
 facts["empty_insisting"] = outcome(source="fashion_mnist")
 facts["attempts_offline"] = list(attempts)
 
@@ -305,7 +340,9 @@ shutil.rmtree(directory)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     facts["download_failed"] = outcome(download=True)
-facts["download_warning"] = [str(w.message) for w in caught if w.category is RuntimeWarning]
+facts["download_warning"] = [
+    str(w.message) for w in caught if issubclass(w.category, DataFallbackWarning)
+]
 facts["download_insisting"] = outcome(source="fashion_mnist", download=True)
 facts["attempts_download"] = len(attempts)
 print(json.dumps(facts))
@@ -327,6 +364,11 @@ def keras_facts(tmp_path_factory) -> dict:
 def test_without_a_cache_it_returns_the_digits_without_touching_the_network(keras_facts):
     assert keras_facts["cache_under_keras_home"] is True
     assert keras_facts["empty"] == {"name": "digits", "shape": [1437, 28, 28, 1]}
+    # The fallback is announced with a warning a notebook shows; asking for the
+    # digits is not a fallback.
+    assert len(keras_facts["empty_warning"]) == 1
+    assert "download=False" in keras_facts["empty_warning"][0]
+    assert keras_facts["digits_warning"] == []
     assert keras_facts["empty_insisting"]["error"] == "FileNotFoundError"
     assert "download=False" in keras_facts["empty_insisting"]["message"]
     assert keras_facts["attempts_offline"] == []
