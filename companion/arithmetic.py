@@ -63,6 +63,7 @@ def effective_kernel_size(kernel_size: int, dilation: int = 1) -> int:
     >>> effective_kernel_size(3, dilation=2)
     5
     """
+    _check_sizes(None, kernel_size=kernel_size, dilation=dilation)
     return (kernel_size - 1) * dilation + 1
 
 
@@ -91,6 +92,7 @@ def same_pads(in_size: int, kernel_size: int, stride: int = 1, dilation: int = 1
     (0, 1)
     """
     _check_sizes(in_size, kernel_size=kernel_size, stride=stride, dilation=dilation)
+    in_size = arguments.integer(in_size, "in_size")  # SAME needs the size: None is no size
     out = -(-in_size // stride)
     total = max((out - 1) * stride + effective_kernel_size(kernel_size, dilation) - in_size, 0)
     return (total // 2, total - total // 2)
@@ -120,6 +122,11 @@ def tap_reach(
     >>> first == stop
     True
     """
+    arguments.integer(in_size, "in_size")
+    arguments.integer(out_size, "out_size")
+    _check_sizes(None, stride=stride, dilation=dilation)
+    arguments.integer(before, "before")
+    arguments.integer(tap, "tap")
     offset = tap * dilation - before
     first = min(out_size, max(0, -(offset // stride)))
     stop = max(first, min(out_size, -((offset - in_size) // stride)))
@@ -211,6 +218,7 @@ def resolve_pads(
     >>> resolve_pads(6, 3, 2, 1, "SAME"), resolve_pads(6, 3, 2, 1, "VALID")
     ((0, 1), (0, 0))
     """
+    _check_sizes(in_size, kernel_size=kernel_size, stride=stride, dilation=dilation)
     if padding == "SAME":
         return same_pads(in_size, kernel_size, stride, dilation)
     if padding == "VALID":

@@ -298,7 +298,10 @@ def bilinear_resize(images: np.ndarray, size: int) -> np.ndarray:
     >>> bilinear_resize(np.array([[[0.0, 1.0], [0.0, 1.0]]]), 4)[0, 0]
     array([0.  , 0.25, 0.75, 1.  ])
     """
-    images = np.asarray(images, dtype=np.float64)
+    array = np.asarray(images)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"images: expected a real numeric array, got dtype {array.dtype}")
+    images = np.ascontiguousarray(array, dtype=np.float64)
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"images: expected shape (n, h, h), got {images.shape}")
     size = arguments.integer(size, "size", minimum=1)

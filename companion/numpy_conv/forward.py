@@ -151,6 +151,9 @@ def conv2d(
 
     Like TensorFlow's tensors, results are in native byte order whatever the
     byte order of the operands; ``data_format=None`` means ``"NHWC"``.
+    Infinities and NaNs propagate as IEEE arithmetic does in the sum above,
+    the padding's zeros included (zero times an infinite weight is NaN), for
+    every method.
 
     Results are bitwise the same whatever the number of CPUs, of the
     package's threads (:func:`~companion.numpy_conv.settings`) and of BLAS's

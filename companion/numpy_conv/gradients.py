@@ -174,7 +174,12 @@ def conv2d_backprop_input(
     Notes
     -----
     Results are bitwise the same whatever the number of CPUs and threads, as
-    for :func:`conv2d`.
+    for :func:`conv2d`. Infinities and NaNs propagate as IEEE arithmetic does
+    in the sum over the (output, tap) pairs that read each input pixel; the
+    named methods, which build the textbook construction from
+    ``out_backprop`` spread out with zeros, also turn a zero times an
+    infinite or NaN weight into NaN, so with such filters they give NaN in
+    more places than ``"auto"``.
 
     Examples
     --------

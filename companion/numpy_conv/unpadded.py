@@ -11,7 +11,9 @@ for the forward pass and both gradients when :func:`worthwhile` says so.
 
 Every output adds its taps in the filter's ``(a, b)`` order, one product per
 tap summed over the channels by the matrix product: the same order whatever
-the number of threads.
+the number of threads. The padding's zeros still count where IEEE arithmetic
+makes them count: a zero times an infinite or NaN weight (or output gradient)
+is NaN, as in the padded computation.
 """
 
 from __future__ import annotations
@@ -64,6 +66,25 @@ def _taps(geometry: Geometry) -> Iterator[tuple[int, int, tuple, tuple, tuple, t
             yield a, b, slice(i0, i1), slice(j0, j1), in_rows, in_cols
 
 
+def _padding_reads(geometry: Geometry) -> Iterator[tuple[int, int, tuple]]:
+    """``(a, b, (rows, cols))`` for every tap, with index arrays of the outputs whose tap
+    reads a zero of the padding (an open mesh, for ``out[:, rows, cols]``)."""
+    (top, _), (left, _) = geometry.pads
+    (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
+    for a in range(geometry.kernel_height):
+        i0, i1, _ = tap_reach(geometry.in_height, geometry.out_height, sh, dh, top, a)
+        row_out = np.ones(geometry.out_height, bool)
+        row_out[i0:i1] = False
+        for b in range(geometry.kernel_width):
+            j0, j1, _ = tap_reach(geometry.in_width, geometry.out_width, sw, dw, left, b)
+            col_out = np.ones(geometry.out_width, bool)
+            col_out[j0:j1] = False
+            # Outputs outside the rectangle of reach: a padded row or a padded column.
+            rows, cols = np.nonzero(row_out[:, None] | col_out[None, :])
+            if rows.size:
+                yield a, b, (rows, cols)
+
+
 def _by_group(matrix: np.ndarray, groups: int) -> np.ndarray:
     """``(rows, groups·n)`` as ``(groups, rows, n)``."""
     return matrix.reshape(matrix.shape[0], groups, -1).transpose(1, 0, 2)
@@ -100,6 +121,12 @@ def forward(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
         columns = _by_group(patch.reshape(-1, geometry.in_channels), groups)
         product = _from_groups(np.matmul(columns, filters[a, b]))
         out[:, out_rows, out_cols] += product.reshape(*shape, geometry.out_channels)
+    if not np.all(np.isfinite(w)):
+        # 0 · inf and 0 · NaN are NaN: where a tap with such a weight reads a zero of
+        # the padding, the output is NaN, as the padded sum gives.
+        for a, b, reads_padding in _padding_reads(geometry):
+            poisoned = ~np.all(np.isfinite(w[a, b]), axis=0)  # per output channel
+            out[:, reads_padding[0], reads_padding[1]] += np.where(poisoned, np.nan, 0.0)
     return out
 
 
@@ -149,6 +176,14 @@ def filter_gradient(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.nda
         columns = _by_group(x[:, in_rows, in_cols].reshape(-1, geometry.in_channels), groups)
         gradient = _by_group(dy[:, out_rows, out_cols].reshape(-1, geometry.out_channels), groups)
         np.matmul(columns.transpose(0, 2, 1), gradient, out=dw[a, b])
+    finite = np.isfinite(dy)
+    if not np.all(finite):
+        # The zeros of the padding times an infinite or NaN output gradient: NaN.
+        dw = dw.transpose(0, 1, 3, 2, 4).reshape(*dw.shape[:2], depth, -1)
+        for a, b, (rows, cols) in _padding_reads(geometry):
+            poisoned = ~np.all(finite[:, rows, cols], axis=(0, 1))  # per output channel
+            dw[a, b] += np.where(poisoned, np.nan, 0.0)
+        return dw
     return dw.transpose(0, 1, 3, 2, 4).reshape(
         geometry.kernel_height, geometry.kernel_width, depth, geometry.out_channels
     )
