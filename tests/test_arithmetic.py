@@ -134,6 +134,12 @@ def test_output_shape_and_pads_match_tf_nn_conv2d(case):
     )
     padded = np.pad(x, [(0, 0), rows, cols, (0, 0)])
     valid = tf.nn.conv2d(padded, w, kwargs["strides"], "VALID", dilations=kwargs["dilations"])
+    if ONEDNN and case["batch"] >= 2 and expected[2] == 1 and sw > 1 and sh == 1:
+        # A known oneDNN defect (chapter 2, TensorFlow 2.21): float32, two or more
+        # images, a stride along the width only and one output column give wrong values
+        # without an error. The shapes above are still checked; the values are not.
+        event("oneDNN wrong-values defect: values not compared")
+        return
     assert np.array_equal(valid.numpy(), result)
     event(f"padding {case['padding'] if isinstance(case['padding'], str) else 'explicit'}")
 
