@@ -26,14 +26,21 @@ that bound:
   shape; the gradients then take faster routes to the same sums
   (:mod:`~companion.numpy_conv.gradients`).
 
-Settings that change speed and memory but never results: :func:`settings`,
-:func:`get_settings`, :func:`clear_workspace`. ``python -m
-benchmarks.conv_speed`` times the strategies against ``tf.nn.conv2d``.
+Where the padding would dwarf the input and the output, ``"auto"`` pads
+nothing (:mod:`~companion.numpy_conv.unpadded`): time and memory follow the
+taps that land on the input.
+
+Results are bitwise the same whatever the number of CPUs, threads and BLAS
+threads, for every operation and method. Settings change speed and memory but
+never results: :func:`settings`, :func:`get_settings`, :func:`clear_workspace`.
+``python -m benchmarks.conv_speed`` times the strategies against
+``tf.nn.conv2d``.
 
 Modules: :mod:`~companion.numpy_conv.operands` (array arguments and dtypes),
 :mod:`~companion.numpy_conv.forward` (:func:`conv2d` and the registry),
 :mod:`~companion.numpy_conv.direct`, :mod:`~companion.numpy_conv.blocked`,
-:mod:`~companion.numpy_conv.parallel`, :mod:`~companion.numpy_conv.gradients`.
+:mod:`~companion.numpy_conv.unpadded`, :mod:`~companion.numpy_conv.parallel`,
+:mod:`~companion.numpy_conv.gradients`.
 """
 
 from companion.numpy_conv.forward import (

@@ -3,14 +3,15 @@
 The blocked strategies (:mod:`companion.numpy_conv.blocked`) and the gradients
 work in blocks no larger than :func:`block_bytes`; :func:`for_each_block`
 spreads the blocks over several threads while NumPy's BLAS is held to one
-thread per block (with threadpoolctl), and :func:`scratch` keeps their
-buffers from call to call. The knobs are public and validated:
+thread (:func:`single_threaded_blas`, with threadpoolctl), and :func:`scratch`
+keeps their buffers from call to call. The knobs are public and validated:
 :func:`settings` changes them for a ``with`` block, :func:`clear_workspace`
 frees the buffers.
 
-Each block is computed the same way whichever thread takes it, and every
-reduction over blocks runs in an order fixed by the shape alone, so results
-do not depend on the number of threads.
+Each block is computed the same way whichever thread takes it, every
+reduction over blocks runs in an order fixed by the shape alone, and BLAS never
+splits a product among its threads, so results do not depend on the number of
+CPUs, threads or BLAS threads.
 """
 
 from __future__ import annotations
@@ -32,11 +33,18 @@ __all__ = [
     "MIN_BLOCK_POSITIONS",
     "Settings",
     "block_bytes",
+    "block_threads",
     "clear_workspace",
+    "copy_in_parallel",
+    "copy_threads",
+    "copyto",
     "for_each_block",
     "get_settings",
+    "run_parallel",
     "scratch",
     "settings",
+    "single_threaded_blas",
+    "split_evenly",
 ]
 
 
