@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import ml_dtypes
 import numpy as np
+from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
@@ -15,6 +16,8 @@ DTYPES = {
     "float32": np.dtype(np.float32),
     "float64": np.dtype(np.float64),
 }
+#: Hypothesis settings for the slow properties (TensorFlow calls, large arrays).
+SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 UINT = {"float16": np.uint16, "bfloat16": np.uint16, "float32": np.uint32, "float64": np.uint64}
 
 

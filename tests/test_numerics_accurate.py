@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
-from pathlib import Path
 
-import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from companion import numerics
@@ -24,17 +22,9 @@ from companion.numerics import (
 from companion.numpy_conv import conv2d
 from tests.helpers import (
     DTYPES,
+    SETTINGS,
     correctly_rounded,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
-FINFO = {
-    "float16": np.finfo(np.float16),
-    "float32": np.finfo(np.float32),
-    "float64": np.finfo(np.float64),
-    "bfloat16": ml_dtypes.finfo(ml_dtypes.bfloat16),
-}
 
 
 def exact_conv_fractions(x, w):

@@ -4,12 +4,11 @@ narrower format, against finfo, exhaustive enumeration, nextafter and astype."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from companion import numerics
@@ -23,12 +22,11 @@ from companion.numerics import (
 from tests.helpers import (
     BFLOAT16,
     DTYPES,
+    SETTINGS,
     every_value,
     finite_floats,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 FINFO = {
     "float16": np.finfo(np.float16),
     "float32": np.finfo(np.float32),

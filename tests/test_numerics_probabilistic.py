@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import HealthCheck
 
 from companion.numerics import (
     bound_probability,
@@ -19,15 +16,6 @@ from companion.numerics import (
     summation,
     unit_roundoff,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
-FINFO = {
-    "float16": np.finfo(np.float16),
-    "float32": np.finfo(np.float32),
-    "float64": np.finfo(np.float64),
-    "bfloat16": ml_dtypes.finfo(ml_dtypes.bfloat16),
-}
 
 
 def test_probabilistic_gamma_is_lambda_root_n_u_to_first_order():

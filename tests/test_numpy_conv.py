@@ -14,19 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from companion import numpy_conv
 from companion.arithmetic import conv_geometry, conv_output_shape
 from companion.numerics import assert_conv_close, conv_error_bound, dot_error_bound, gamma
 from companion.numpy_conv import conv2d, conv2d_backprop_filter, conv2d_backprop_input
-from tests.helpers import window_argument
+from tests.helpers import SETTINGS, window_argument
 from tests.tf_worker import TFWorker
 
 METHODS = numpy_conv.METHODS
 LOW_PRECISION = ("float16", "bfloat16")
-SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 
 
 @pytest.fixture(scope="module")
