@@ -19,6 +19,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from companion import arguments
+
 __all__ = [
     "PythonRun",
     "library_versions",
@@ -203,6 +205,12 @@ def run_python(
     >>> run_python("import json; print(json.dumps([1, 2]))").json()
     [1, 2]
     """
+    if not isinstance(code, str):
+        raise ValueError(f"code: expected Python source as a str, got {type(code).__name__}")
+    if onednn is not None and not isinstance(onednn, bool):
+        raise ValueError(f"onednn: expected True, False or None, got {onednn!r}")
+    if threads is not None:
+        threads = arguments.integer(threads, "threads", minimum=1)
     env = dict(os.environ)
     if onednn is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"

@@ -338,3 +338,14 @@ def test_timing_arguments():
     for value in [*BAD_INT, 0]:
         check(lambda repeats: timing.time_interleaved({}, repeats), "repeats", {"repeats": value})
     check(lambda **bad: timing.paired_ratio([1.0], **bad), "times", {"reference": [1.0, 2.0]})
+
+
+def test_run_python_arguments():
+    from companion.runtime import run_python
+
+    check(lambda **bad: run_python(**bad), "code", {"code": b"print(1)"})
+    for value in ("yes", 1, 0.0):
+        check(lambda **bad: run_python("pass", **bad), "onednn", {"onednn": value})
+    for value in [*BAD_INT, 0]:
+        if value is not None:
+            check(lambda **bad: run_python("pass", **bad), "threads", {"threads": value})
