@@ -92,6 +92,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from companion import numpy_conv
 from companion.arithmetic import Geometry, conv_geometry
@@ -472,16 +473,11 @@ def machine_info(reference_name: str | None = None) -> dict[str, object]:
     }
     if hasattr(os, "sched_getaffinity"):
         info["usable cores"] = len(os.sched_getaffinity(0))
-    try:
-        from threadpoolctl import threadpool_info
-
-        info["blas"] = [
-            {k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-            for pool in threadpool_info()
-            if pool.get("user_api") == "blas"
-        ]
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        info["blas"] = "unknown (threadpoolctl not installed)"
+    info["blas"] = [
+        {k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+        for pool in threadpool_info()
+        if pool.get("user_api") == "blas"
+    ]
     names = (
         "OPENBLAS_CORETYPE",
         "OPENBLAS_L2_SIZE",
@@ -638,10 +634,6 @@ def _blas_spins() -> bool:
     """Whether NumPy's BLAS is OpenBLAS with its default (spinning) thread timeout."""
     if "OPENBLAS_THREAD_TIMEOUT" in os.environ:
         return False
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover
-        return False
     return any(pool.get("internal_api") == "openblas" for pool in threadpool_info())
 
 
@@ -661,19 +653,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = args.repeats or (5 if args.quick else 15)
     cases = select(args.cases, args.quick)
     started = time.perf_counter()
-    settings = contextlib.ExitStack()
+    limits = contextlib.ExitStack()  # thread limits, undone at the end
     if args.threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(args.threads, user_api="blas")
-        settings.enter_context(numpy_conv.settings(threads=args.threads))
+        limits.enter_context(threadpool_limits(args.threads, user_api="blas"))
+        limits.enter_context(numpy_conv.settings(threads=args.threads))
     if args.reference == "tensorflow":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         reference = TensorFlowReference(args.threads)
     else:
         reference = NumPyReference()
     if args.threads is not None:  # TensorFlow may load another BLAS: limit it too
-        limits = threadpool_limits(args.threads, user_api="blas")
+        limits.enter_context(threadpool_limits(args.threads, user_api="blas"))
     info = machine_info(reference.name)
     info["threads"] = args.threads or "all"
     print("Machine:", json.dumps(info), flush=True)
@@ -697,9 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f", load average at the end {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
     )
     print(f"\n{len(cases)} shapes, {repeats} rounds, {time.perf_counter() - started:.0f} s{load}")
-    if args.threads is not None:
-        limits.restore_original_limits()
-    settings.close()
+    limits.close()
     if args.csv:
         write_csv(rows, args.csv)
     if args.json:

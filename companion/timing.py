@@ -50,6 +50,7 @@ def time_interleaved(
     {'a': 3, 'b': 3}
     """
     repeats = arguments.integer(repeats, "repeats", minimum=1, expected="at least 1 round")
+    warmup = arguments.integer(warmup, "warmup")
     names = list(functions)
     for name in names:
         for _ in range(warmup):
@@ -75,6 +76,8 @@ def paired_ratio(times: Sequence[float], reference: Sequence[float]) -> float:
     >>> paired_ratio([2.0, 4.0, 30.0], [1.0, 2.0, 3.0])
     2.0
     """
+    times = _seconds(times, "times")
+    reference = _seconds(reference, "reference")
     if len(times) != len(reference) or not times:
         raise ValueError(
             f"times: expected one entry per reference round ({len(reference)}), got {len(times)}"
@@ -111,3 +114,14 @@ def peak_memory(function: Callable[[], object]) -> int:
             tracemalloc.stop()
     del result
     return peak - before
+
+
+def _seconds(values: object, name: str) -> list[float]:
+    """A sequence of positive durations, or a ``ValueError`` naming ``name``."""
+    try:
+        seconds = [float(value) for value in values]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a sequence of seconds, got {values!r}") from None
+    if not all(second > 0 for second in seconds):  # also refuses NaN
+        raise ValueError(f"{name}: expected positive durations, got {values!r}")
+    return seconds

@@ -186,6 +186,42 @@ def test_non_finite_values_propagate_as_in_the_loop(name, special, seed, method,
                 np.testing.assert_array_equal(kind(result), kind(loop))
 
 
+def pair_sum_input_gradient(dy, w, strides, dilations, top, left, input_shape):
+    """dx[p] = sum of dy[i] · w[a] over the (output i, tap a) pairs that read input pixel p."""
+    dx = np.zeros(input_shape)
+    groups = input_shape[3] // w.shape[2]
+    per_group = w.shape[3] // groups
+    for i in range(dy.shape[1]):
+        for j in range(dy.shape[2]):
+            for a in range(w.shape[0]):
+                for b in range(w.shape[1]):
+                    r, c = i * strides + a * dilations - top, j * strides + b * dilations - left
+                    if 0 <= r < input_shape[1] and 0 <= c < input_shape[2]:
+                        for g in range(groups):
+                            ks = slice(g * per_group, (g + 1) * per_group)
+                            cs = slice(g * w.shape[2], (g + 1) * w.shape[2])
+                            dx[:, r, c, cs] += dy[:, i, j, ks] @ w[a, b, :, ks].T
+    return dx
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from([np.nan, np.inf, -np.inf]), st.integers(0, 10**6), st.sampled_from([1, 2]))
+def test_the_input_gradient_sums_only_the_real_pairs(special, seed, strides):
+    # auto's input gradient with an infinite or NaN weight: NaN and inf exactly where the
+    # sum over the (output, tap) pairs that read each pixel has them (no padded zeros).
+    rng = np.random.default_rng(seed)
+    w = W.astype(np.float64)
+    w.flat[rng.integers(w.size)] = special
+    geometry = arithmetic.conv_geometry(X.shape, w.shape, strides, "SAME")
+    dy = rng.standard_normal(geometry.output_shape)
+    (top, _), (left, _) = geometry.pads
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = pair_sum_input_gradient(dy, w, strides, 1, top, left, X.shape)
+        result = numpy_conv.conv2d_backprop_input(X.shape, w, dy, strides, "SAME")
+    for kind in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(kind(result), kind(expected))
+
+
 def test_settings_name_the_bad_setting():
     for name in ("threads", "block_bytes", "workspace_bytes", "parallel_copy_bytes"):
         for value in [v for v in BAD_INT if v is not None] + (

@@ -965,3 +965,25 @@ def test_huge_padding_costs_what_the_output_costs(x_shape, w_shape, strides, pad
     dx = conv2d_backprop_input(x.shape, w, dy, *args)
     dw = conv2d_backprop_filter(x, w.shape, dy, *args)
     assert np.sum(y * dy) == np.sum(x * dx) == np.sum(w * dw)
+
+
+def test_settings_blocks_may_overlap_across_threads():
+    import threading
+
+    entered, release = threading.Barrier(2), threading.Event()
+
+    def hold(**changes):
+        with numpy_conv.settings(**changes):
+            entered.wait()
+            release.wait()
+
+    first = threading.Thread(target=hold, kwargs={"threads": 1})
+    first.start()
+    with numpy_conv.settings(block_bytes=4096):
+        entered.wait()
+        # Both blocks in force, the later winning where they overlap.
+        assert numpy_conv.get_settings() == numpy_conv.Settings(threads=1, block_bytes=4096)
+    assert numpy_conv.get_settings() == numpy_conv.Settings(threads=1)  # the other's stays
+    release.set()
+    first.join()
+    assert numpy_conv.get_settings() == numpy_conv.Settings()

@@ -1,46 +1,25 @@
 """Convolution in NumPy: a drop-in twin of ``tf.nn.conv2d``, forward and backward.
 
-Built in chapter 5. :func:`conv2d` takes the arguments of :func:`tf.nn.conv2d`
-with the same meaning (strides, dilations, ``SAME``/``VALID``/explicit
-padding, NHWC and NCHW, grouped convolution) and returns the same shape and
-dtype; where TensorFlow's CPU paths disagree, it follows the one that runs with
-``TF_ENABLE_ONEDNN_OPTS=0``. :func:`conv2d_backprop_input` and
-:func:`conv2d_backprop_filter` are its gradients. Every call resolves its
-arguments once, with :func:`companion.arithmetic.conv_geometry`.
+Built in chapter 5. :func:`conv2d` takes :func:`tf.nn.conv2d`'s arguments with
+their meaning (strides, dilations, ``SAME``/``VALID``/explicit padding, NHWC and
+NCHW, groups) and returns the same shape and dtype, following TensorFlow's CPU
+kernels of ``TF_ENABLE_ONEDNN_OPTS=0`` where the two CPU paths disagree;
+:func:`conv2d_backprop_input` and :func:`conv2d_backprop_filter` are its
+gradients. Values agree with TensorFlow's within
+:func:`companion.numerics.conv_error_bound`, not bitwise: each method adds the
+products in its own order. They are bitwise the same whatever the number of
+CPUs, threads and BLAS threads, for every operation and method.
 
-Its values agree with TensorFlow's within the rounding-error bound of
-:func:`companion.numerics.conv_error_bound`, not bitwise: every method adds the
-``kh·kw·in_depth`` products of an output in its own order.
+``method=`` picks one of :data:`METHODS`: the teaching ladder ``"loops"``,
+``"windows"``, ``"im2col"``; the fast ``"im2col_blocked"``, ``"taps"``,
+``"planar"`` (cache-sized blocks spread over threads); ``"unpadded"`` (no
+padded copy, for padding larger than the work); or ``"auto"`` (the default),
+which asks :func:`choose_method`. :func:`settings` tunes speed and memory.
 
-The methods (``method=``, :data:`METHODS`), all giving the same answer within
-that bound:
-
-- ``"loops"``, ``"windows"``, ``"im2col"``: the teaching ladder of chapter 5
-  (:mod:`~companion.numpy_conv.direct`): a Python loop per output, one
-  ``einsum`` over a strided view of all windows, one matrix product over the
-  copied windows (Chellapilla, Puri and Simard 2006);
-- ``"im2col_blocked"``, ``"taps"``, ``"planar"``: the fast strategies
-  (:mod:`~companion.numpy_conv.blocked`), which work in cache-sized blocks
-  spread over threads (:mod:`~companion.numpy_conv.parallel`);
-- ``"auto"`` (the default): the strategy :func:`choose_method` picks for the
-  shape; the gradients then take faster routes to the same sums
-  (:mod:`~companion.numpy_conv.gradients`).
-
-Where the padding would dwarf the input and the output, ``"auto"`` pads
-nothing (:mod:`~companion.numpy_conv.unpadded`): time and memory follow the
-taps that land on the input.
-
-Results are bitwise the same whatever the number of CPUs, threads and BLAS
-threads, for every operation and method. Settings change speed and memory but
-never results: :func:`settings`, :func:`get_settings`, :func:`clear_workspace`.
-``python -m benchmarks.conv_speed`` times the strategies against
-``tf.nn.conv2d``.
-
-Modules: :mod:`~companion.numpy_conv.operands` (array arguments and dtypes),
-:mod:`~companion.numpy_conv.forward` (:func:`conv2d` and the registry),
-:mod:`~companion.numpy_conv.direct`, :mod:`~companion.numpy_conv.blocked`,
-:mod:`~companion.numpy_conv.unpadded`, :mod:`~companion.numpy_conv.parallel`,
-:mod:`~companion.numpy_conv.gradients`.
+Import from ``companion.numpy_conv`` itself; its submodules are internals, named
+for a reader of the code: ``operands`` (array arguments, dtypes), ``forward``,
+``direct``, ``blocked``, ``unpadded``, ``parallel`` (threads, scratch, BLAS),
+``gradients``.
 """
 
 from companion.numpy_conv.forward import (

@@ -209,7 +209,7 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     direct = (grid.height, grid.width) == (geometry.out_height, geometry.out_width)
     flat_out = out.reshape(-1, out_channels)
     per_position = 2 * out_channels * x.itemsize  # an accumulator and a product
-    per_block = parallel.block_bytes(geometry, x.itemsize, per_position) // per_position
+    per_block = parallel.block_budget(geometry, x.itemsize, per_position) // per_position
     per_block = max(grid.width, per_block)
     if direct and len(grid.taps) == 1:  # written straight into the output: large blocks
         per_block = max(per_block, -(-flat_out.shape[0] // DIRECT_BLOCKS))
@@ -274,7 +274,7 @@ def nhwc_columns(x: np.ndarray, geometry: Geometry):
     ``spans`` are blocks of output rows (:func:`_row_spans`); the terms of a
     row are in the filter's ``(kh, kw, depth)`` order. ``fill`` copies a block
     from the window view into the calling thread's scratch buffer of
-    :func:`~companion.numpy_conv.parallel.block_bytes` (at least one output row).
+    :func:`~companion.numpy_conv.parallel.block_budget` (at least one output row).
     """
     batch, out_h, out_w, _ = geometry.output_shape
     groups, depth = geometry.groups, geometry.in_depth
@@ -286,7 +286,7 @@ def nhwc_columns(x: np.ndarray, geometry: Geometry):
     row_bytes = groups * out_w * terms * x.itemsize
     per_position = row_bytes // out_w
     spans = _row_spans(
-        geometry, row_bytes, parallel.block_bytes(geometry, x.itemsize, per_position)
+        geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
     )
     n0, n1, i0, i1 = spans[0]
     size = (groups, (n1 - n0) * (i1 - i0) * out_w * terms)
@@ -352,7 +352,7 @@ def planar_columns(x: np.ndarray, geometry: Geometry, grid: Grid):
     row_bytes = groups * terms * out_w * x.itemsize
     per_position = row_bytes // out_w
     spans = _row_spans(
-        geometry, row_bytes, parallel.block_bytes(geometry, x.itemsize, per_position)
+        geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
     )
     n0, n1, i0, i1 = spans[0]
     size = (groups, terms, (n1 - n0) * (i1 - i0) * out_w)

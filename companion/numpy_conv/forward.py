@@ -23,6 +23,7 @@ STRATEGIES: dict[str, Strategy] = {
     "im2col_blocked": blocked.im2col_blocked,
     "taps": blocked.taps,
     "planar": blocked.planar,
+    "unpadded": unpadded.forward,
 }
 
 #: The values ``method`` accepts.
@@ -44,6 +45,11 @@ def choose_method(geometry: Geometry) -> str:
     OpenBLAS): on the shapes of each kind, the strategy named was the fastest
     or within noise of it, and the others lost clearly somewhere.
 
+    - a padded input more than :data:`~companion.numpy_conv.unpadded.PADDING_DOMINATES`
+      times the input and the output together (a large dilation under
+      ``SAME``, a large explicit padding):
+      ``"unpadded"``, which pads nothing, so that time and memory follow the
+      taps that land on the input (:func:`~companion.numpy_conv.unpadded.worthwhile`);
     - a 1×1 kernel: ``"taps"``, which is then a single matrix product per
       group, read in place when there is no stride;
     - at most :data:`PLANAR_MAX_DEPTH` input channels per group (a first
@@ -62,7 +68,11 @@ def choose_method(geometry: Geometry) -> str:
     'planar'
     >>> choose_method(conv_geometry((8, 56, 56, 64), (3, 3, 64, 64), 1, "SAME"))
     'im2col_blocked'
+    >>> choose_method(conv_geometry((1, 5, 5, 1), (3, 3, 1, 1), 1, "SAME", dilations=100))
+    'unpadded'
     """
+    if unpadded.worthwhile(geometry):
+        return "unpadded"
     if geometry.kernel_height * geometry.kernel_width == 1:
         return "taps"
     if geometry.in_depth <= PLANAR_MAX_DEPTH:
@@ -72,12 +82,9 @@ def choose_method(geometry: Geometry) -> str:
 
 def forward(x: np.ndarray, w: np.ndarray, geometry: Geometry, method: str) -> np.ndarray:
     """NHWC forward in the computation dtype, by ``method`` (or ``auto``'s choice); handles
-    empty outputs. ``auto`` pads nothing where the padding would dwarf the work
-    (:mod:`~companion.numpy_conv.unpadded`)."""
+    empty outputs."""
     if geometry.is_empty:
         return np.zeros(geometry.output_shape, dtype=x.dtype)
-    if method == "auto" and unpadded.worthwhile(geometry):
-        return unpadded.forward(x, w, geometry)
     name = choose_method(geometry) if method == "auto" else method
     return STRATEGIES[name](x, w, geometry)
 

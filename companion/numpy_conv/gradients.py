@@ -219,7 +219,9 @@ def conv2d_backprop_input(
     dy = operands.to_nhwc(dy, data_format).astype(compute, copy=False)
     if method == "auto":
         w_compute = w.astype(compute, copy=False)
-        if unpadded.worthwhile(geometry):
+        # The stride phases pad out_backprop with zeros; an infinite or NaN weight times
+        # those zeros would give NaN where the sum over the real pairs has none.
+        if choose_method(geometry) == "unpadded" or not np.all(np.isfinite(w_compute)):
             dx = unpadded.input_gradient(dy, w_compute, geometry)
         else:
             dx = _input_gradient_phases(dy, w_compute, geometry)
@@ -360,11 +362,11 @@ def conv2d_backprop_filter(
     if method == "auto":
         x_nhwc = operands.to_nhwc(x, data_format).astype(compute, copy=False)
         dy_nhwc = operands.to_nhwc(dy, data_format).astype(compute, copy=False)
-        if unpadded.worthwhile(geometry):
-            dw = unpadded.filter_gradient(x_nhwc, dy_nhwc, geometry)
+        if choose_method(geometry) == "unpadded":
+            gradient = unpadded.filter_gradient(x_nhwc, dy_nhwc, geometry)
         else:
-            dw = _filter_gradient_blocked(x_nhwc, dy_nhwc, geometry)
-        return operands.finish(dw, x.dtype)
+            gradient = _filter_gradient_blocked(x_nhwc, dy_nhwc, geometry)
+        return operands.finish(gradient, x.dtype)
     g = geometry.groups
     kh, kw, cin, cout = sizes[0], sizes[1], sizes[2], geometry.out_channels // g
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations

@@ -1,7 +1,7 @@
 """Threads, scratch memory and BLAS's thread count for the fast strategies.
 
 The blocked strategies (:mod:`companion.numpy_conv.blocked`) and the gradients
-work in blocks no larger than :func:`block_bytes`; :func:`for_each_block`
+work in blocks no larger than :func:`block_budget`; :func:`for_each_block`
 spreads the blocks over several threads while NumPy's BLAS is held to one
 thread (:func:`single_threaded_blas`, with threadpoolctl), and :func:`scratch`
 keeps their buffers from call to call. The knobs are public and validated:
@@ -25,27 +25,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from companion import arguments
 from companion.arithmetic import Geometry
 
-__all__ = [
-    "MIN_BLOCK_POSITIONS",
-    "Settings",
-    "block_bytes",
-    "block_threads",
-    "clear_workspace",
-    "copy_in_parallel",
-    "copy_threads",
-    "copyto",
-    "for_each_block",
-    "get_settings",
-    "run_parallel",
-    "scratch",
-    "settings",
-    "single_threaded_blas",
-    "split_evenly",
-]
+# The public settings; the other functions serve the package's strategies.
+__all__ = ["MIN_BLOCK_POSITIONS", "Settings", "clear_workspace", "get_settings", "settings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +64,14 @@ class Settings:
 
 _settings = Settings()
 _settings_lock = threading.Lock()
+#: The changes of the ``with settings(...)`` blocks in force, oldest first.
+_layers: list[tuple[object, dict]] = []
 
 
 def get_settings() -> Settings:
     """Return the settings in force.
+
+    Used in chapter 5.
 
     Examples
     --------
@@ -101,9 +91,13 @@ def settings(
 ) -> Iterator[Settings]:
     """Change the fast strategies' settings for the duration of a ``with`` block.
 
-    The settings are process-wide (the strategies' worker threads read them):
-    change them while no convolution runs in another thread. Results do not
-    depend on them, only speed and memory do.
+    Used in chapter 5. The settings are process-wide (the strategies' worker
+    threads read them). Blocks may nest or overlap, also from several
+    threads: each block's changes stay in force until it exits, later blocks
+    winning, and when the last one exits the defaults are back. ``threads``,
+    ``workspace_bytes`` and ``parallel_copy_bytes`` change speed and memory,
+    never results; ``block_bytes`` also regroups the sums of the filter
+    gradient (``"auto"``), and so may change its last bits.
 
     Parameters
     ----------
@@ -139,14 +133,25 @@ def settings(
     ):
         if value is not ...:
             changes[name] = arguments.integer(value, name, minimum=minimum)
+    token = object()
     with _settings_lock:
-        saved = _settings
-        _settings = dataclasses.replace(saved, **changes)
+        _layers.append((token, changes))
+        _settings = _merged()
+        current = _settings
     try:
-        yield _settings
+        yield current
     finally:
         with _settings_lock:
-            _settings = saved
+            _layers[:] = [layer for layer in _layers if layer[0] is not token]
+            _settings = _merged()
+
+
+def _merged() -> Settings:
+    """The defaults with every block's changes applied, oldest first."""
+    merged: dict = {}
+    for _, changes in _layers:
+        merged.update(changes)
+    return Settings(**merged)
 
 
 #: Blocks are also held to the output's size, so that a small layer's scratch
@@ -156,7 +161,7 @@ def settings(
 MIN_BLOCK_POSITIONS = 512
 
 
-def block_bytes(geometry: Geometry, itemsize: int, per_position: int) -> int:
+def block_budget(geometry: Geometry, itemsize: int, per_position: int) -> int:
     """Scratch bytes per block, for ``per_position`` bytes of scratch per output position.
 
     ``Settings.block_bytes`` at most; no more than the output's size, unless
@@ -165,7 +170,7 @@ def block_bytes(geometry: Geometry, itemsize: int, per_position: int) -> int:
     Examples
     --------
     >>> from companion.arithmetic import conv_geometry
-    >>> block_bytes(conv_geometry((1, 8, 8, 1), (3, 3, 1, 1), 1, "SAME"), 4, 36)
+    >>> block_budget(conv_geometry((1, 8, 8, 1), (3, 3, 1, 1), 1, "SAME"), 4, 36)
     18432
     """
     output = int(np.prod(geometry.output_shape)) * itemsize
@@ -288,14 +293,9 @@ _blas_state: dict[str, object] = {"libraries": None, "users": 0, "saved": []}
 
 
 def _blas_libraries() -> list:
-    """NumPy's BLAS libraries, as threadpoolctl controllers (none without threadpoolctl)."""
+    """NumPy's BLAS libraries, as threadpoolctl controllers (a required dependency)."""
     if _blas_state["libraries"] is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            found = ThreadpoolController().select(user_api="blas").lib_controllers
-        except Exception:  # threadpoolctl missing or unable to inspect: no block threads
-            found = []
+        found = ThreadpoolController().select(user_api="blas").lib_controllers
         _blas_state["libraries"] = list(found)
     return _blas_state["libraries"]
 
@@ -323,8 +323,9 @@ def single_threaded_blas() -> Iterator[None]:
     one thread per product makes every result depend on the shapes alone, and
     the package spreads its own blocks over threads instead
     (:func:`for_each_block`). The setting is process-wide: BLAS calls that
-    other threads make meanwhile run on one thread too. Without threadpoolctl
-    (or where it cannot find NumPy's BLAS) nothing is changed.
+    other threads make meanwhile run on one thread too. A BLAS that
+    threadpoolctl cannot find (none seen with NumPy's wheels) keeps its
+    threads, and then the guarantee rests on that BLAS.
 
     Examples
     --------

@@ -6,8 +6,9 @@ however few of them a kernel tap ever reads; with a large dilation under
 image. Here nothing is padded: for each tap, :func:`companion.arithmetic.tap_reach`
 gives the run of outputs whose tap lands on the input, and one matrix product
 per tap adds exactly those contributions. Time and memory then follow the taps
-that land on the input, as in TensorFlow. ``method="auto"`` takes this route
-for the forward pass and both gradients when :func:`worthwhile` says so.
+that land on the input, as in TensorFlow. :func:`forward` is the strategy
+``"unpadded"``; ``"auto"`` takes this route, for the forward pass and both
+gradients, when :func:`worthwhile` says so.
 
 Every output adds its taps in the filter's ``(a, b)`` order, one product per
 tap summed over the channels by the matrix product: the same order whatever
@@ -25,14 +26,13 @@ import numpy as np
 
 from companion.arithmetic import Geometry, tap_reach
 
-#: The padded input must exceed the input and the output together (in elements, times
-#: this factor) before ``auto`` avoids it: a padded copy would then cost more than the
-#: memory the call needs anyway.
-PADDING_DOMINATES = 1
+#: ``auto`` avoids a padded copy of the input larger than this many times the input and
+#: the output together (in elements): far more memory than the call needs anyway.
+PADDING_DOMINATES = 2
 
 
 def worthwhile(geometry: Geometry) -> bool:
-    """Whether the padded input would dwarf the input and output together.
+    """Whether a padded copy of the input would outweigh the input and output together.
 
     Examples
     --------
@@ -169,21 +169,21 @@ def filter_gradient(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.nda
     """
     groups, depth = geometry.groups, geometry.in_depth
     per_group = geometry.out_channels // groups
-    dw = np.zeros(
+    result = np.zeros(
         (geometry.kernel_height, geometry.kernel_width, groups, depth, per_group), x.dtype
     )
     for a, b, out_rows, out_cols, in_rows, in_cols in _taps(geometry):
         columns = _by_group(x[:, in_rows, in_cols].reshape(-1, geometry.in_channels), groups)
         gradient = _by_group(dy[:, out_rows, out_cols].reshape(-1, geometry.out_channels), groups)
-        np.matmul(columns.transpose(0, 2, 1), gradient, out=dw[a, b])
+        np.matmul(columns.transpose(0, 2, 1), gradient, out=result[a, b])
     finite = np.isfinite(dy)
     if not np.all(finite):
         # The zeros of the padding times an infinite or NaN output gradient: NaN.
-        dw = dw.transpose(0, 1, 3, 2, 4).reshape(*dw.shape[:2], depth, -1)
+        result = result.transpose(0, 1, 3, 2, 4).reshape(*result.shape[:2], depth, -1)
         for a, b, (rows, cols) in _padding_reads(geometry):
             poisoned = ~np.all(finite[:, rows, cols], axis=(0, 1))  # per output channel
-            dw[a, b] += np.where(poisoned, np.nan, 0.0)
-        return dw
-    return dw.transpose(0, 1, 3, 2, 4).reshape(
+            result[a, b] += np.where(poisoned, np.nan, 0.0)
+        return result
+    return result.transpose(0, 1, 3, 2, 4).reshape(
         geometry.kernel_height, geometry.kernel_width, depth, geometry.out_channels
     )
