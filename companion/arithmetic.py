@@ -280,6 +280,17 @@ class Geometry:
         return (self.batch, self.out_height, self.out_width, self.out_channels)
 
     @property
+    def per_group(self) -> int:
+        """Output channels per group, ``out_channels // groups``."""
+        return self.out_channels // self.groups
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        """The zero-padded input's height and width."""
+        (top, bottom), (left, right) = self.pads
+        return (self.in_height + top + bottom, self.in_width + left + right)
+
+    @property
     def effective_kernel(self) -> tuple[int, int]:
         """The dilated kernel's extent ``(kh - 1)·dh + 1`` along height and width."""
         return (

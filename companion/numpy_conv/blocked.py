@@ -55,10 +55,10 @@ class Grid:
 
 
 def stride_phase_grid(geometry: Geometry) -> Grid:
-    (top, bottom), (left, right) = geometry.pads
+    """The :class:`Grid` of a geometry: its stride phases and where each tap reads."""
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
-    height = -(-(geometry.in_height + top + bottom) // sh)
-    width = -(-(geometry.in_width + left + right) // sw)
+    padded_h, padded_w = geometry.padded_size
+    height, width = -(-padded_h // sh), -(-padded_w // sw)
     rows = [divmod(a * dh, sh) for a in range(geometry.kernel_height)]  # (shift, phase)
     cols = [divmod(b * dw, sw) for b in range(geometry.kernel_width)]
     phases = sorted({(pa, pb) for _, pa in rows for _, pb in cols})
@@ -199,7 +199,7 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     images = [_phase_image(x, geometry, grid, phase, planar=False) for phase in grid.phases]
     groups, depth = geometry.groups, geometry.in_depth
     out_channels = geometry.out_channels
-    per_group = out_channels // groups
+    per_group = geometry.per_group
     kh, kw = geometry.kernel_height, geometry.kernel_width
     if groups == 1:
         matrices = w.reshape(kh * kw, depth, out_channels)
@@ -312,8 +312,7 @@ def im2col_blocked(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarr
     ``Settings.block_bytes``, and no more than the output), and multiplied straight
     into their place in the output.
     """
-    groups, out_channels = geometry.groups, geometry.out_channels
-    per_group = out_channels // groups
+    groups, per_group = geometry.groups, geometry.per_group
     matrix = w.reshape(-1, groups, per_group).transpose(1, 0, 2)
     out = np.empty(geometry.output_shape, dtype=x.dtype)
     spans, fill = nhwc_columns(x, geometry)
@@ -398,8 +397,7 @@ def planar(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     filters) is written straight into the output.
     """
     grid = stride_phase_grid(geometry)
-    groups, out_channels = geometry.groups, geometry.out_channels
-    per_group = out_channels // groups
+    groups, per_group = geometry.groups, geometry.per_group
     matrix = w.reshape(-1, groups, per_group)[planar_order(geometry, grid)].transpose(1, 0, 2)
     out = np.empty(geometry.output_shape, dtype=x.dtype)
     spans, fill = planar_columns(x, geometry, grid)

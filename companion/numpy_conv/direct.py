@@ -14,6 +14,7 @@ from companion.arithmetic import Geometry
 
 
 def pad(x: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """``x`` with the geometry's zeros around it (``x`` itself when there are none)."""
     (top, bottom), (left, right) = geometry.pads
     if top == bottom == left == right == 0:
         return x
@@ -38,7 +39,7 @@ def loops(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     """One output position at a time, as the seed's triple loop."""
     eh, ew = geometry.effective_kernel
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
-    cin, cout = geometry.in_depth, geometry.out_channels // geometry.groups
+    cin, cout = geometry.in_depth, geometry.per_group
     padded = pad(x, geometry)
     out = np.empty(geometry.output_shape, dtype=x.dtype)
     for n in range(geometry.batch):
@@ -58,7 +59,7 @@ def windows_einsum(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarr
     g, cin = geometry.groups, geometry.in_depth
     kh, kw = geometry.kernel_height, geometry.kernel_width
     view = windows(x, geometry).reshape(n, ho, wo, g, cin, kh, kw)
-    filters = w.reshape(kh, kw, cin, g, geometry.out_channels // g)
+    filters = w.reshape(kh, kw, cin, g, geometry.per_group)
     out = np.einsum("nhwgcij,ijcgk->nhwgk", view, filters, optimize=True)
     return out.reshape(geometry.output_shape)
 
@@ -71,6 +72,6 @@ def im2col(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     view = windows(x, geometry).reshape(n, ho, wo, g, cin, kh, kw)
     # (groups, positions, kh·kw·cin), in the filter's (kh, kw, cin) order.
     columns = view.transpose(3, 0, 1, 2, 5, 6, 4).reshape(g, n * ho * wo, kh * kw * cin)
-    matrix = w.reshape(kh * kw * cin, g, geometry.out_channels // g).transpose(1, 0, 2)
+    matrix = w.reshape(kh * kw * cin, g, geometry.per_group).transpose(1, 0, 2)
     out = np.matmul(columns, matrix)  # (groups, positions, out per group)
     return out.transpose(1, 0, 2).reshape(geometry.output_shape)

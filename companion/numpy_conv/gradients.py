@@ -29,14 +29,13 @@ def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) ->
     with those taps turned by 180°, their channels swapped, at stride 1 and a
     smaller dilation, computed by ``auto``. Returns the unpadded NHWC gradient.
     """
-    (top, bottom), (left, right) = geometry.pads
+    (top, _), (left, _) = geometry.pads
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
     kh, kw = geometry.kernel_height, geometry.kernel_width
     groups, depth = geometry.groups, geometry.in_depth
-    per_group = geometry.out_channels // groups
+    per_group = geometry.per_group
     batch, out_h, out_w, out_channels = geometry.output_shape
-    padded_h = geometry.in_height + top + bottom
-    padded_w = geometry.in_width + left + right
+    padded_h, padded_w = geometry.padded_size
     # Each tap's matrix with its channels swapped within each group: (kh, kw, per group, C).
     swapped = w.reshape(kh, kw, depth, groups, per_group).transpose(0, 1, 4, 3, 2)
     swapped = swapped.reshape(kh, kw, per_group, geometry.in_channels)
@@ -85,7 +84,7 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
     Returns ``(kh, kw, depth, out_channels)``.
     """
     groups, depth = geometry.groups, geometry.in_depth
-    per_group = geometry.out_channels // groups
+    per_group = geometry.per_group
     terms = geometry.terms
     planar = choose_method(geometry) == "planar"
     if planar:
@@ -231,12 +230,11 @@ def conv2d_backprop_input(
         geometry.kernel_height,
         geometry.kernel_width,
         geometry.in_depth,
-        (geometry.out_channels // g),
+        geometry.per_group,
     )
-    (top, bottom), (left, right) = geometry.pads
+    (top, _), (left, _) = geometry.pads
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
-    padded_h = geometry.in_height + top + bottom
-    padded_w = geometry.in_width + left + right
+    padded_h, padded_w = geometry.padded_size
     # out_backprop spread out by the strides, with (k - 1)·d zeros before each axis.
     spread = np.zeros(
         (geometry.batch, padded_h + (kh - 1) * dh, padded_w + (kw - 1) * dw, geometry.out_channels),
@@ -368,7 +366,7 @@ def conv2d_backprop_filter(
             gradient = _filter_gradient_blocked(x_nhwc, dy_nhwc, geometry)
         return operands.finish(gradient, x.dtype)
     g = geometry.groups
-    kh, kw, cin, cout = sizes[0], sizes[1], sizes[2], geometry.out_channels // g
+    kh, kw, cin, cout = sizes[0], sizes[1], sizes[2], geometry.per_group
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
     ho, wo = geometry.out_height, geometry.out_width
     # Only the rows and columns some window reaches.

@@ -42,9 +42,8 @@ def worthwhile(geometry: Geometry) -> bool:
     >>> worthwhile(conv_geometry((8, 56, 56, 64), (3, 3, 64, 64), 1, "SAME"))
     False
     """
-    (top, bottom), (left, right) = geometry.pads
     batch, height, width, channels = geometry.input_shape
-    padded = batch * (height + top + bottom) * (width + left + right) * channels
+    padded = batch * math.prod(geometry.padded_size) * channels
     used = batch * height * width * channels + math.prod(geometry.output_shape)
     return padded > PADDING_DOMINATES * used
 
@@ -98,7 +97,7 @@ def _from_groups(blocks: np.ndarray) -> np.ndarray:
 def _per_group(w: np.ndarray, geometry: Geometry) -> np.ndarray:
     """The filters as ``(kh, kw, groups, depth, per group)``."""
     groups = geometry.groups
-    return w.reshape(*w.shape[:3], groups, geometry.out_channels // groups).transpose(0, 1, 3, 2, 4)
+    return w.reshape(*w.shape[:3], groups, geometry.per_group).transpose(0, 1, 3, 2, 4)
 
 
 def forward(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -168,7 +167,7 @@ def filter_gradient(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.nda
            [  0.,   0.,   0.]])
     """
     groups, depth = geometry.groups, geometry.in_depth
-    per_group = geometry.out_channels // groups
+    per_group = geometry.per_group
     result = np.zeros(
         (geometry.kernel_height, geometry.kernel_width, groups, depth, per_group), x.dtype
     )
