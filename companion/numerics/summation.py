@@ -67,7 +67,7 @@ def round_fraction(value: Fraction, fmt: FloatFormat) -> float:
     quantum = Fraction(2) ** (exponent - fmt.precision + 1)
     rounded = round(magnitude / quantum) * quantum  # round() on a Fraction: ties to even
     result = math.inf if rounded > Fraction(fmt.max) else float(rounded)
-    return math.copysign(result, value)
+    return result if value > 0 else -result
 
 
 def round_pair(high: np.ndarray, low: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -220,6 +220,12 @@ def summation(values: np.ndarray, method: str = "sequential", *, axis: int = -1)
     dtype = array.dtype
     if moved.shape[0] == 0:
         return np.zeros(moved.shape[1:], dtype)[()]
+    with np.errstate(invalid="ignore", over="ignore"):  # IEEE's inf and NaN are the answer
+        return _summation(moved, method, dtype)
+
+
+def _summation(moved: np.ndarray, method: str, dtype: np.dtype) -> np.ndarray:
+    """:func:`summation` along axis 0 of a non-empty native array."""
     if method == "sequential" or (method == "float64" and dtype == np.float64):
         total = moved[0].copy()
         for term in moved[1:]:
@@ -235,14 +241,13 @@ def summation(values: np.ndarray, method: str = "sequential", *, axis: int = -1)
     if method == "kahan":
         total = moved[0].copy()
         compensation = np.zeros_like(total)
-        with np.errstate(invalid="ignore", over="ignore"):
-            for term in moved[1:]:
-                corrected = term - compensation
-                new = total + corrected
-                compensation = (new - total) - corrected
-                # Past an infinity the compensation is inf − inf: IEEE's sum is the infinity.
-                compensation = np.where(np.isfinite(new), compensation, 0).astype(dtype)
-                total = new
+        for term in moved[1:]:
+            corrected = term - compensation
+            new = total + corrected
+            compensation = (new - total) - corrected
+            # Past an infinity the compensation is inf − inf: IEEE's sum is the infinity.
+            compensation = np.where(np.isfinite(new), compensation, 0).astype(dtype)
+            total = new
         return np.asarray(total, dtype)[()]
     rows = np.moveaxis(moved, 0, -1).astype(np.float64).reshape(-1, moved.shape[0])
     return exact_sums(rows, dtype).reshape(moved.shape[1:])[()]
