@@ -73,11 +73,12 @@ def correctly_rounded(exact: Fraction, dtype: np.dtype):
     """The nearest value of ``dtype`` to a rational, ties to even: an independent oracle."""
     guess = np.array(float(exact)).astype(dtype)  # within a step or two of the answer
     candidates = [guess]
-    for _ in range(2):
-        candidates.append(np.nextafter(candidates[-1], np.array(np.inf, dtype)))
-    below = [guess]
-    for _ in range(2):
-        below.append(np.nextafter(below[-1], np.array(-np.inf, dtype)))
+    with np.errstate(over="ignore"):  # past the largest value: inf, never chosen (see key)
+        for _ in range(2):
+            candidates.append(np.nextafter(candidates[-1], np.array(np.inf, dtype)))
+        below = [guess]
+        for _ in range(2):
+            below.append(np.nextafter(below[-1], np.array(-np.inf, dtype)))
     candidates += below[1:]
 
     def key(value):
