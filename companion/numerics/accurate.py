@@ -121,7 +121,14 @@ def conv_magnitude(
     Returns
     -------
     ndarray of float64
-        In the output's shape and ``data_format`` order.
+        In the output's shape and ``data_format`` order; ``inf`` where an
+        infinite operand meets a non-zero one or the sum exceeds float64's
+        range, NaN where a NaN operand or ``0·inf`` occurs.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, as :func:`accurate_conv2d`.
 
     Examples
     --------
@@ -175,6 +182,14 @@ def compensated_error_bound(
     Returns
     -------
     float or ndarray of float64
+        ``inf`` where ``magnitude`` or ``exact`` is, or where ``γ_n`` gives no
+        guarantee.
+
+    Raises
+    ------
+    ValueError
+        Naming ``magnitude`` or ``exact`` for NaN, negative, complex or
+        non-numeric values, ``n`` for anything but a non-negative integer.
 
     Examples
     --------
@@ -227,22 +242,41 @@ def accurate_conv2d(
       rounding): the reference against which errors are counted in ULPs.
       Slow (a Python loop over the outputs).
 
+    Non-finite values and the format's range. ``"compensated"`` and
+    ``"exact"`` are at least as robust as ``"float64"``: where a non-finite
+    operand decides an output (``±inf`` times a non-zero number, ``0·inf``,
+    a NaN, a padded zero times an infinite weight, as in
+    :func:`companion.numpy_conv.conv2d`), the result is IEEE 754's: NaN for a
+    NaN product or infinite products of both signs, else the infinity. Any
+    other output is finite unless its exact value rounds beyond the format's
+    largest number: ``"exact"`` is then ``±inf`` exactly when the exact value
+    rounds there, even where float64 partial sums would overflow (float64
+    data near ``1e308``), and ``"compensated"`` recomputes exactly every
+    output whose working-precision products or partial sums left the finite
+    range (float32 data near ``1e35`` overflows Veltkamp's split, which is
+    therefore scaled by a power of two). Operands of any byte order and
+    layout are read by value.
+
     Parameters
     ----------
     input, filters, strides, padding, data_format, dilations
         As for :func:`tf.nn.conv2d`; ``input`` float16, bfloat16, float32 or
-        float64, ``filters`` converted to its dtype.
+        float64, ``filters`` checked as :func:`companion.numpy_conv.conv2d`
+        checks it and converted to its dtype.
     mode : {"float64", "compensated", "exact"}, keyword-only
 
     Returns
     -------
     ndarray
-        In ``data_format`` order, of ``input``'s dtype.
+        A new array in ``data_format`` order, of ``input``'s dtype, in native
+        byte order.
 
     Raises
     ------
     ValueError
-        For an unknown mode, a non-floating input, or any argument
+        Naming the argument: an unknown ``mode``; an ``input`` that is not
+        one of the four floating formats (integer, complex, object, string);
+        complex, object or string ``filters``; or any argument
         :func:`companion.numpy_conv.conv2d` rejects.
 
     Examples
@@ -255,6 +289,13 @@ def accurate_conv2d(
     True
     >>> float(accurate_conv2d(x, w, 1, "VALID")[0, 0, 0, 0]) == 1 + 2.0**-23
     True
+
+    Partial sums beyond float32's range, and an infinity:
+
+    >>> big = np.float32([3e38, 3e38, -3e38, np.inf]).reshape(1, 1, 4, 1)
+    >>> ones = np.ones((1, 3, 1, 1), np.float32)
+    >>> accurate_conv2d(big, ones, 1, "VALID", mode="compensated").ravel()
+    array([3.e+38,    inf], dtype=float32)
     """
     mode = arguments.choice(mode, "mode", ACCURATE_MODES)
     data_format, x, w, geometry = conv_operands(

@@ -114,7 +114,8 @@ def gamma(n: int | np.ndarray, dtype: object) -> float | np.ndarray:
     Raises
     ------
     ValueError
-        If ``n`` is not a non-negative integer.
+        ``"n: …"`` if ``n`` is not a non-negative integer (floats, complex
+        numbers, strings and objects included).
 
     Examples
     --------

@@ -213,6 +213,10 @@ def summation(values: np.ndarray, method: str = "sequential", *, axis: int = -1)
     >>> tenths = np.full(10, 0.1, np.float32)
     >>> [float(summation(tenths, m)) for m in ("sequential", "kahan", "exact")]
     [1.0000001192092896, 1.0, 1.0]
+    >>> float(summation(np.array([1e308, 1e308, -1e308]), "exact"))  # no overflow on the way
+    1e+308
+    >>> float(summation(np.array([np.inf, -np.inf]), "exact"))
+    nan
     """
     method = arguments.choice(method, "method", SUMMATION_METHODS)
     array = float_array(values, "values")
@@ -358,6 +362,14 @@ def summation_error_bound(
     Returns
     -------
     float or ndarray of float64
+        ``inf`` where ``magnitude`` is infinite or ``γ`` gives no guarantee.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument: ``magnitude`` NaN, negative, complex or not
+        numbers; ``n`` not a non-negative integer; ``method`` unknown or
+        ``"kahan"``.
 
     Examples
     --------
