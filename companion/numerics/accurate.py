@@ -54,6 +54,12 @@ def _two_product(
     return p, al * bl - (((p - ah * bh) - al * bh) - ah * bl)
 
 
+def _smallest_nonzero(values: np.ndarray) -> float:
+    """The smallest non-zero magnitude among finite ``values`` (``inf`` if there is none)."""
+    magnitudes = np.abs(values[np.isfinite(values) & (values != 0)])
+    return float(magnitudes.min()) if magnitudes.size else math.inf
+
+
 def _exact_dots(a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Each row's ``Σ a_i·b_i`` (float64 rows), exactly, rounded once to ``dtype``.
 
@@ -75,7 +81,10 @@ def _exact_dots(a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> np.ndarray:
         p, e = _two_product(a0, _veltkamp_split(a0), b0, _veltkamp_split(b0))
         size = np.abs(p)
         fragile = ~np.isfinite(p) | ~np.isfinite(e) | (size > 2.0**1000)
-        fragile |= (size < 2.0**-960) & (a0 != 0) & (b0 != 0)  # the error term underflows
+        nonzero = (a0 != 0) & (b0 != 0)
+        # Near the underflow range the split and the error term are not exact.
+        fragile |= nonzero & ((size < 2.0**-960) | (np.abs(a0) < 2.0**-960))
+        fragile |= nonzero & (np.abs(b0) < 2.0**-960)
         rational = np.any(fragile, axis=1) & ~special
         terms = np.where(rational[:, None], 0.0, np.concatenate([p, e], axis=1))
         if np.any(special):
@@ -335,12 +344,19 @@ def _compensated(x: np.ndarray, w: np.ndarray, geometry) -> np.ndarray:
     groups, depth = geometry.groups, geometry.in_depth
     per_group = geometry.out_channels // groups
     shape = (*geometry.output_shape[:3], per_group)
+    # TwoProduct's error term is exact only above the underflow range (Dekker 1971): with
+    # operands that small anywhere, products are watched, and those outputs redone exactly.
+    fmt = float_format(work)
+    small = 2.0 ** (fmt.min_exponent + 2 * fmt.precision)
+    watch = _smallest_nonzero(xw) < small or _smallest_nonzero(ww) < small
+    watch = watch or _smallest_nonzero(xw) * _smallest_nonzero(ww) < small
     blocks, trouble = [], []
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         for g in range(groups):
             columns = slice(g * per_group, (g + 1) * per_group)
             total = np.zeros(shape, work)
             carry = np.zeros(shape, work)
+            tiny = np.zeros(shape, bool)
             for a in range(geometry.kernel_height):
                 for b in range(geometry.kernel_width):
                     for c in range(depth):
@@ -352,6 +368,10 @@ def _compensated(x: np.ndarray, w: np.ndarray, geometry) -> np.ndarray:
                         weight = ww[a, b, c, columns]
                         weight_split = tuple(part[a, b, c, columns] for part in w_split)
                         product, product_error = _two_product(tap, tap_split, weight, weight_split)
+                        if watch:
+                            tiny |= (np.abs(product) < small) & (tap != 0) & (weight != 0)
+                            tiny |= (np.abs(tap) < small) & (tap != 0) & (weight != 0)
+                            tiny |= (np.abs(weight) < small) & (weight != 0) & (tap != 0)
                         # TwoSum, inline: a NaN or inf error marks the output for recomputing.
                         new = total + product
                         back = new - total
@@ -359,7 +379,7 @@ def _compensated(x: np.ndarray, w: np.ndarray, geometry) -> np.ndarray:
                         total = new
                         carry = carry + (sum_error + product_error)
             blocks.append(total + carry)
-            trouble.append(~np.isfinite(total) | ~np.isfinite(carry))
+            trouble.append(~np.isfinite(total) | ~np.isfinite(carry) | tiny)
         out = np.concatenate(blocks, axis=3).astype(x.dtype)
     redo = np.argwhere(np.concatenate(trouble, axis=3) | ~np.isfinite(out))
     if len(redo):
