@@ -437,3 +437,12 @@ def test_dot_error_bound_refuses_nan_complex_and_strings_by_name():
     assert dot_error_bound(np.inf, 3, np.float32) == math.inf  # no guarantee, not NaN
     assert dot_error_bound(0.0, 2**24, np.float32) == math.inf  # γ = inf: inf, not NaN
     assert dot_error_bound(swapped(np.ones(2)), 3, np.float32).dtype.isnative
+
+
+def test_an_unknown_accumulation_format_is_named_as_the_argument():
+    x, w = np.ones((1, 3, 3, 1), np.float32), np.ones((2, 2, 1, 1), np.float32)
+    for bad in (np.int32, "float8", 1 + 2j):
+        with pytest.raises(ValueError, match=r"^accumulate_dtype: "):
+            dot_error_bound(1.0, 3, np.float32, accumulate_dtype=bad)
+        with pytest.raises(ValueError, match=r"^accumulate_dtype: "):
+            conv_error_bound(x, w, 1, "VALID", accumulate_dtype=bad)

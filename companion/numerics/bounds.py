@@ -203,7 +203,10 @@ def dot_error_bound(
     True
     """
     storage = float_format(dtype)
-    acc = float_format(dtype if accumulate_dtype is None else accumulate_dtype)
+    try:
+        acc = float_format(dtype if accumulate_dtype is None else accumulate_dtype)
+    except ValueError as error:  # named as the caller spelled it
+        raise ValueError(str(error).replace("dtype", "accumulate_dtype", 1)) from None
     magnitude = nonnegative(magnitude, "magnitude", "sums of absolute products")
     n = arguments.integer(n, "n", expected="a non-negative integer number of products")
     top = magnitude if exact is None else nonnegative(exact, "exact", "bounds on |s|")
