@@ -70,6 +70,24 @@ def round_fraction(value: Fraction, fmt: FloatFormat) -> float:
     return result if value > 0 else -result
 
 
+def _midpoints(high: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """Where float64 values lie exactly halfway between two neighbours in ``fmt`` (the largest
+    finite value and the first power of two beyond it included); a 1-d float64 array."""
+    magnitude = np.abs(high)
+    with np.errstate(invalid="ignore"):
+        normal = (magnitude >= fmt.min_normal) & (magnitude < 2.0 ** (fmt.max_exponent + 1))
+        subnormal = (magnitude > 0) & (magnitude < fmt.min_normal)
+    # In the normal range a midpoint's float64 significand ends in 1 followed by zeros, just
+    # below the format's last bit.
+    dropped = 53 - fmt.precision
+    tail = high.view(np.uint64) & np.uint64((1 << dropped) - 1)
+    tie = normal & (tail == np.uint64(1 << (dropped - 1)))
+    if np.any(subnormal):  # the subnormals: multiples of the smallest one
+        scaled = magnitude[subnormal] / fmt.min_subnormal  # exact: a power of two
+        tie[subnormal] = scaled - np.floor(scaled) == 0.5
+    return tie
+
+
 def round_pair(high: np.ndarray, low: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Round ``high + low`` once to ``dtype``, where ``high`` is that sum rounded to float64.
 
@@ -79,18 +97,17 @@ def round_pair(high: np.ndarray, low: np.ndarray, dtype: np.dtype) -> np.ndarray
     ``low`` decides. Non-finite ``high`` values are returned as they are.
     """
     fmt = float_format(dtype)
-    high = np.asarray(high, dtype=np.float64)
-    low = np.asarray(low, dtype=np.float64)
-    rounded = np.asarray(cast_once(high, dtype))
-    finite = np.isfinite(high)
-    magnitude = np.where(finite, np.abs(high), 0.0)
-    quantum = np.asarray(ulp(np.minimum(magnitude, fmt.max), fmt))
-    scaled = magnitude / quantum  # exact: a power of two
-    tie = finite & (scaled - np.floor(scaled) == 0.5) & (low != 0)
+    shape = np.shape(high)
+    high = np.ascontiguousarray(high, dtype=np.float64).reshape(-1)
+    low = np.broadcast_to(np.asarray(low, dtype=np.float64), shape).reshape(-1)
+    rounded = np.asarray(cast_once(high, dtype)).reshape(-1)
+    tie = _midpoints(high, fmt) & (low != 0)
     if np.any(tie):
-        nudged = high + np.sign(low) * quantum / 2  # the neighbour on low's side: exact
-        rounded = np.where(tie, cast_once(np.where(tie, nudged, 0.0), dtype), rounded)
-    return rounded
+        at = high[tie]
+        quantum = np.asarray(ulp(np.minimum(np.abs(at), fmt.max), fmt))
+        nudged = at + np.sign(low[tie]) * quantum / 2  # the neighbour on low's side: exact
+        rounded[tie] = cast_once(nudged, dtype)
+    return rounded.reshape(shape)
 
 
 def exact_sums(terms: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -129,10 +146,7 @@ def exact_sums(terms: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if fmt.name == "float64":
         return high
     low = np.zeros_like(high)  # the sign of the exact remainder, where it may matter
-    magnitude = np.where(np.isfinite(high), np.abs(high), 0.0)
-    quantum = np.asarray(ulp(np.minimum(magnitude, fmt.max), fmt))
-    scaled = magnitude / quantum
-    for index in np.flatnonzero(scaled - np.floor(scaled) == 0.5).tolist():
+    for index in np.flatnonzero(_midpoints(high, fmt)).tolist():
         if index in rational:
             continue  # already rounded once, from the rational value
         try:
