@@ -33,6 +33,15 @@ def nonnegative(value: object, name: str, what: str) -> np.ndarray:
     """``value`` as float64 values ``≥ 0`` (``inf`` allowed), or a ``ValueError`` naming ``name``.
 
     Complex, boolean, string and object arrays, NaN and negative values raise.
+
+    Examples
+    --------
+    >>> nonnegative([0, 2.5, np.inf], "magnitude", "sums").tolist()
+    [0.0, 2.5, inf]
+    >>> nonnegative(np.nan, "magnitude", "sums")
+    Traceback (most recent call last):
+    ...
+    ValueError: magnitude: expected non-negative sums, got NaN
     """
     array = real_array(value, name).astype(np.float64)
     if array.size and not np.all(array >= 0):
@@ -56,6 +65,13 @@ def conv_operands(
     byte order; ``filters`` goes through the same array checks as in
     :mod:`companion.numpy_conv` (no object, complex or string arrays) and is converted
     to ``input``'s dtype, as ``tf.nn.conv2d`` converts a NumPy filter.
+
+    Examples
+    --------
+    >>> x = np.ones((1, 4, 4, 2), ">f4")
+    >>> _, x, w, geometry = conv_operands(x, np.ones((3, 3, 2, 1)), 1, "SAME", "NHWC", None)
+    >>> x.dtype.isnative, w.dtype, geometry.terms
+    (True, dtype('float32'), 18)
     """
     data_format = arguments.normalize_data_format(data_format)  # type: ignore[arg-type]
     x = operands.array_argument(float_array(input, "input"), "input", f"in {data_format} order")
@@ -77,7 +93,14 @@ def special_outputs(x64: np.ndarray, w64: np.ndarray, arguments_: dict) -> np.nd
     :func:`companion.numpy_conv.conv2d`), and its value there is IEEE's: NaN if
     some product is NaN or the infinite products have both signs, else the
     infinity of their sign. Returns ``None`` when every operand is finite,
-    else a float64 array, finite where the finite products alone decide.
+    else a float64 array, finite (with no meaning) where the finite products alone decide.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, np.inf, 2.0, 3.0]).reshape(1, 4, 1, 1)
+    >>> w = np.array([1.0, -1.0]).reshape(2, 1, 1, 1)
+    >>> special_outputs(x, w, {"strides": 1, "padding": "VALID"}).ravel().tolist()
+    [-inf, inf, 0.0]
     """
     if np.all(np.isfinite(x64)) and np.all(np.isfinite(w64)):
         return None

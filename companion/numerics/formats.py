@@ -158,7 +158,14 @@ _BITS = {"float16": np.uint16, "bfloat16": np.uint16, "float32": np.uint32, "flo
 
 
 def native(array: np.ndarray) -> np.ndarray:
-    """``array`` in the machine's byte order: itself if it already is, else a converted copy."""
+    """``array`` in the machine's byte order: itself if it already is, else a converted copy.
+
+    Examples
+    --------
+    >>> big = np.array([1.5], ">f8")
+    >>> native(big).dtype.isnative, native(big)[0] == big[0]
+    (True, np.True_)
+    """
     if array.dtype.isnative:
         return array
     return array.astype(array.dtype.newbyteorder("="))

@@ -56,6 +56,13 @@ def round_fraction(value: Fraction, fmt: FloatFormat) -> float:
 
     Returned as a float64 that ``fmt`` represents exactly, or ``±inf`` when
     the value rounds beyond the format's largest finite number.
+
+    Examples
+    --------
+    >>> round_fraction(Fraction(1) + Fraction(1, 2**24), float_format("float32"))  # a tie
+    1.0
+    >>> round_fraction(Fraction(10**39), float_format("float32"))
+    inf
     """
     if value == 0:
         return 0.0
@@ -95,6 +102,14 @@ def round_pair(high: np.ndarray, low: np.ndarray, dtype: np.dtype) -> np.ndarray
     ``high`` lies exactly halfway between two neighbours of ``dtype`` (the
     largest finite number and the first value beyond it included); then
     ``low`` decides. Non-finite ``high`` values are returned as they are.
+
+    Examples
+    --------
+    >>> midpoint = np.array([1 + 2.0**-24])       # halfway between two float32 neighbours
+    >>> round_pair(midpoint, np.array([-1e-30]), np.float32) == 1
+    array([ True])
+    >>> round_pair(midpoint, np.array([1e-30]), np.float32) == 1 + 2.0**-23
+    array([ True])
     """
     fmt = float_format(dtype)
     shape = np.shape(high)
