@@ -26,6 +26,7 @@ from companion.numpy_conv import conv2d
 from tests.helpers import (
     DTYPES,
     correctly_rounded,
+    finite_floats,
     ieee_conv,
     same_values,
     swapped,
@@ -406,3 +407,17 @@ def test_every_mode_agrees_with_the_float64_mode_on_non_finite_outputs(case):
         result = accurate_conv2d(x, w, **args, mode=mode).astype(np.float64)
         assert same_values(result[special], wide[special]), mode
         assert np.all(np.isfinite(result[~special])), mode
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(name=st.sampled_from(list(DTYPES)), data=st.data())
+def test_exact_and_compensated_modes_on_any_finite_values(name, data):
+    # Operands anywhere in the format's range (subnormals, values near the largest one): exact
+    # mode is IEEE's correctly rounded value, compensated is within its bound, both finite
+    # wherever that value is.
+    dtype = DTYPES[name]
+    x = np.array([data.draw(finite_floats(name)) for _ in range(8)], dtype).reshape(1, 2, 2, 2)
+    w = np.array([data.draw(finite_floats(name)) for _ in range(8)], dtype).reshape(2, 2, 2, 1)
+    assert same_values(accurate_conv2d(x, w, 1, "VALID", mode="exact"), ieee_conv(x, w, dtype))
+    compensated = accurate_conv2d(x, w, 1, "VALID", mode="compensated")
+    compensated_within_its_bound(compensated, x, w, dtype)

@@ -24,6 +24,7 @@ from tests.helpers import (
     BFLOAT16,
     DTYPES,
     correctly_rounded,
+    finite_floats,
     rounded_or_inf,
     same_values,
     swapped,
@@ -319,3 +320,24 @@ def test_fma_dot_overflow_infinities_nan_and_byte_order(name):
         assert same_values(fma_dot(x, y), expected), (xs, ys)
         if name != "bfloat16":
             assert same_values(fma_dot(swapped(x), swapped(y)), expected), (xs, ys)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(name=st.sampled_from(list(DTYPES)), data=st.data())
+def test_exact_summation_of_any_finite_values(name, data):
+    # Any finite values of the format, subnormals and values near the largest one included:
+    # the exact sum rounded once, or ±inf exactly when it rounds beyond the largest value.
+    dtype = DTYPES[name]
+    count = data.draw(st.integers(1, 8))
+    values = np.array([data.draw(finite_floats(name)) for _ in range(count)], dtype)
+    assert same_values(summation(values, "exact"), exact_sum(values, dtype))
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(name=st.sampled_from(["float16", "bfloat16", "float32"]), data=st.data())
+def test_fma_dot_of_any_finite_values(name, data):
+    dtype = DTYPES[name]
+    count = data.draw(st.integers(1, 6))
+    x = np.array([data.draw(finite_floats(name)) for _ in range(count)], dtype)
+    y = np.array([data.draw(finite_floats(name)) for _ in range(count)], dtype)
+    assert same_values(fma_dot(x, y), fma_reference(x, y, dtype))
