@@ -421,3 +421,25 @@ def test_exact_and_compensated_modes_on_any_finite_values(name, data):
     assert same_values(accurate_conv2d(x, w, 1, "VALID", mode="exact"), ieee_conv(x, w, dtype))
     compensated = accurate_conv2d(x, w, 1, "VALID", mode="compensated")
     compensated_within_its_bound(compensated, x, w, dtype)
+
+
+@pytest.mark.parametrize("name", list(DTYPES))
+def test_at_the_overflow_threshold_the_exact_value_decides(name):
+    # max + half its spacing is the threshold: ties go to the even side, beyond the largest
+    # value. Just above, the exact value overflows even if some order of float64 additions
+    # stays finite; just below, it is the largest value even if some order overflows.
+    dtype = DTYPES[name]
+    largest = float(FINFO[name].max)
+    quarter = float(FINFO[name].eps) * 2.0 ** (FINFO[name].maxexp - 3)  # a quarter spacing
+    tiny = float(FINFO[name].smallest_subnormal)
+    w = np.ones((1, 4, 1, 1), dtype)
+    for terms, expected in [
+        ([largest, quarter, quarter, tiny], np.inf),
+        ([largest, quarter, quarter, -tiny], largest),
+        ([largest, quarter, quarter, 0.0], np.inf),  # a tie: to even
+        ([-largest, -quarter, -quarter, tiny], -largest),
+    ]:
+        x = np.array(terms, dtype).reshape(1, 1, 4, 1)
+        for mode in ("compensated", "exact"):
+            result = accurate_conv2d(x, w, 1, "VALID", mode=mode)
+            assert same_values(result.ravel(), np.array([expected], dtype)), (terms, mode)
