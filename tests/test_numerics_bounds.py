@@ -4,6 +4,7 @@ adversarially) and the assertion's report."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -21,6 +22,8 @@ from companion.numerics import (
 from companion.numpy_conv import conv2d
 from tests.helpers import (
     BFLOAT16,
+    DTYPES,
+    swapped,
 )
 
 
@@ -299,3 +302,136 @@ def test_public_api():
         "ulp_distance",
     }
     assert set(numerics.__all__) == core | chapter_6
+
+
+# --------------------------------------------------------------------------
+# Reliability (issue 13): non-finite values, infinite bounds, complex values, byte order
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bound", [0.0, 1.0, 1e300, np.finfo(np.float64).max])
+def test_assert_conv_close_never_passes_a_non_finite_mismatch(bound):
+    inf, nan = np.inf, np.nan
+    for actual, desired in [
+        (nan, 1.0),
+        (1.0, nan),
+        (inf, 1.0),
+        (1.0, -inf),
+        (-inf, inf),
+        (nan, inf),
+        (inf, nan),
+        (1e308, -1e308),  # the difference overflows float64
+    ]:
+        for dtype in ("float32", "float64"):
+            if dtype == "float32" and abs(actual) == 1e308:
+                continue
+            with pytest.raises(AssertionError, match="1 of 2 elements"):
+                assert_conv_close(np.array([actual, 0.0], dtype), np.array([desired, 0.0]), bound)
+    for same in (inf, -inf, nan):  # the same non-finite value agrees, whatever the bound
+        assert assert_conv_close(np.float32([same, 1.0]), np.array([same, 1.0]), bound) == 0.0
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan, -1.0, [1.0, np.inf]])
+def test_assert_conv_close_refuses_a_bound_that_guarantees_nothing(bad):
+    for actual in (np.array([np.nan, 1.0]), np.array([1.0, 1.0])):
+        with pytest.raises(ValueError, match=r"^bound: "):
+            assert_conv_close(actual, np.array([1.0, 1.0]), bad)
+
+
+def test_assert_conv_close_refuses_complex_object_and_string_values():
+    desired = np.array([1.0, 2.0])
+    for bad in (desired + 1j, desired.astype(object), desired.astype(str), [1.0, "2"]):
+        with pytest.raises(ValueError, match=r"^actual: "):
+            assert_conv_close(bad, desired, 1.0)
+        with pytest.raises(ValueError, match=r"^desired: "):
+            assert_conv_close(desired, bad, 1.0)
+        with pytest.raises(ValueError, match=r"^bound: "):
+            assert_conv_close(desired, desired, bad)
+    with pytest.raises(ValueError, match=r"^bound: "):
+        assert_conv_close(desired, desired, 1e-3 + 1e-3j)  # never the real part alone
+
+
+def test_assert_conv_close_reads_either_byte_order_and_layout():
+    rng = np.random.default_rng(50)
+    desired = rng.standard_normal((3, 4))
+    actual = desired.astype(np.float32)
+    bound = np.full((3, 4), 1e-7)
+    ratio = assert_conv_close(actual, desired, bound)
+    assert assert_conv_close(swapped(actual), swapped(desired), swapped(bound)) == ratio
+    wide = np.repeat(desired, 2, axis=1)
+    assert assert_conv_close(actual, wide[:, ::2], bound) == ratio
+    assert assert_conv_close(actual.T.copy().T, desired, bound[:1]) == ratio
+
+
+@pytest.mark.parametrize("name", list(DTYPES))
+def test_conv_error_bound_with_infinities_and_nan(name):
+    # Where a non-finite operand decides an output, every evaluation gives IEEE's value:
+    # the bound is 0 there (exact match), and finite elsewhere.
+    dtype = DTYPES[name]
+    rng = np.random.default_rng(51)
+    x = rng.standard_normal((1, 6, 6, 2)).astype(dtype)
+    w = rng.standard_normal((3, 3, 2, 2)).astype(dtype)
+    x[0, 1, 1, 0], x[0, 4, 4, 1] = np.inf, np.nan
+    bound = conv_error_bound(x, w, 1, "SAME")
+    reference = conv2d(x.astype(np.float64), w.astype(np.float64), 1, "SAME")
+    special = ~np.isfinite(reference)
+    assert special.any() and not special.all()
+    assert np.all(np.isfinite(bound)) and np.all(bound[special] == 0)
+    assert np.all(bound[~special] > 0)
+    finite_x = np.where(np.isfinite(x.astype(np.float64)), x, 0).astype(dtype)
+    np.testing.assert_array_equal(
+        bound[~special], conv_error_bound(finite_x, w, 1, "SAME")[~special]
+    )
+    for mode in numerics.ACCURATE_MODES:
+        accurate = numerics.accurate_conv2d(x, w, 1, "SAME", mode=mode)
+        assert_conv_close(
+            accurate, reference, bound + conv_error_bound(x.astype(np.float64), w, 1, "SAME")
+        )
+    wrong = reference.copy()
+    wrong[special] = 0.0
+    with pytest.raises(AssertionError):
+        assert_conv_close(wrong, reference, bound)
+
+
+def test_conv_error_bound_checks_its_operands_as_conv2d_does():
+    x, w = np.ones((1, 4, 4, 1), np.float32), np.ones((3, 3, 1, 1), np.float32)
+    for bad in (w.astype(complex), w.astype(object), w.astype(str), "filters", None):
+        with pytest.raises(ValueError) as expected:
+            conv2d(x, bad, 1, "SAME")
+        assert str(expected.value).startswith("filters: ")
+        with pytest.raises(ValueError, match=re.escape(str(expected.value))):
+            conv_error_bound(x, bad, 1, "SAME")
+    for bad in (x.astype(complex), x.astype(object), x.astype(str), x[0], None):
+        with pytest.raises(ValueError, match=r"^input: "):
+            conv_error_bound(bad, w, 1, "SAME")
+    nan_input = x.copy()
+    nan_input[0, 0, 0, 0] = np.nan  # a NaN operand is data, not a negative sum
+    assert conv_error_bound(nan_input, w, 1, "SAME")[0, 0, 0, 0] == 0
+    native = conv_error_bound(x, w, 1, "SAME")
+    assert conv_error_bound(swapped(x), swapped(w), 1, "SAME").tobytes() == native.tobytes()
+
+
+def test_dot_error_bound_refuses_nan_complex_and_strings_by_name():
+    for bad, match in [
+        (np.nan, r"^magnitude: .*NaN"),
+        (-1.0, r"^magnitude: .*negative"),
+        (1.0 + 0j, r"^magnitude: .*complex"),
+        ("1.0", r"^magnitude: "),
+        (None, r"^magnitude: "),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            dot_error_bound(bad, 3, np.float32)
+    with pytest.raises(ValueError, match=r"^exact: "):
+        dot_error_bound(1.0, 3, np.float16, accumulate_dtype=np.float32, exact=np.nan)
+    assert dot_error_bound(np.inf, 3, np.float32) == math.inf  # no guarantee, not NaN
+    assert dot_error_bound(0.0, 2**24, np.float32) == math.inf  # γ = inf: inf, not NaN
+    assert dot_error_bound(swapped(np.ones(2)), 3, np.float32).dtype.isnative
+
+
+def test_an_unknown_accumulation_format_is_named_as_the_argument():
+    x, w = np.ones((1, 3, 3, 1), np.float32), np.ones((2, 2, 1, 1), np.float32)
+    for bad in (np.int32, "float8", 1 + 2j):
+        with pytest.raises(ValueError, match=r"^accumulate_dtype: "):
+            dot_error_bound(1.0, 3, np.float32, accumulate_dtype=bad)
+        with pytest.raises(ValueError, match=r"^accumulate_dtype: "):
+            conv_error_bound(x, w, 1, "VALID", accumulate_dtype=bad)

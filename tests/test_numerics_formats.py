@@ -22,18 +22,12 @@ from companion.numerics import (
 from tests.helpers import (
     BFLOAT16,
     DTYPES,
+    FINFO,
     SETTINGS,
     every_value,
     finite_floats,
+    swapped,
 )
-
-FINFO = {
-    "float16": np.finfo(np.float16),
-    "float32": np.finfo(np.float32),
-    "float64": np.finfo(np.float64),
-    "bfloat16": ml_dtypes.finfo(ml_dtypes.bfloat16),
-}
-
 
 # --------------------------------------------------------------------------
 # Formats and u
@@ -233,3 +227,50 @@ def test_round_to_format_overflow_and_special_values():
         round_to_format(x, "float16", rounding="up")
     with pytest.raises(ValueError, match=r"^dtype: "):
         round_to_format(x, "int8")
+
+
+# --------------------------------------------------------------------------
+# Reliability (issue 13): byte order, layout, and what is refused
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["float16", "float32", "float64"])
+def test_every_format_function_reads_either_byte_order(name):
+    info = FINFO[name]
+    one_two = (np.array([1.0, -2.0], name), np.array([2.0, 4.0], name))
+    big = tuple(swapped(a) for a in one_two)
+    assert not big[0].dtype.isnative
+    expected = ulp_distance(*one_two)
+    assert expected[0] == 2**info.nmant
+    np.testing.assert_array_equal(ulp_distance(*big), expected)
+    assert ulp_distance(big[0][0], big[1][0]) == 2**info.nmant  # 0-d, non-native
+    special = np.array([np.inf, -np.inf, info.max, info.smallest_subnormal, -0.0], name)
+    for x in (special, one_two[0]):
+        np.testing.assert_array_equal(ulp(swapped(x)), ulp(x))
+        for target in ("float16", "tf32", "bfloat16"):
+            rounded = round_to_format(swapped(x), target)
+            assert rounded.dtype.isnative and rounded.dtype == x.dtype
+            assert rounded.tobytes() == round_to_format(x, target).tobytes()
+    strided = np.repeat(special, 2)[::2]
+    np.testing.assert_array_equal(ulp_distance(strided, special), np.zeros(5, int))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.ones(2, complex), np.ones(2, object), np.array(["1.0", "2.0"]), None, [[1.0], [1.0, 2.0]]],
+)
+def test_format_functions_refuse_non_real_values_by_name(bad):
+    good = np.ones(2)
+    with pytest.raises(ValueError, match=r"^a: "):
+        ulp_distance(bad, good)
+    with pytest.raises(ValueError, match=r"^b: "):
+        ulp_distance(good, bad)
+    with pytest.raises(ValueError, match=r"^x: "):
+        ulp(bad)
+    with pytest.raises(ValueError, match=r"^x: "):
+        round_to_format(bad, "float16")
+
+
+def test_ulp_distance_names_the_operand_whose_shape_does_not_broadcast():
+    with pytest.raises(ValueError, match=r"^b: .*broadcast"):
+        ulp_distance(np.ones(3, np.float32), np.ones(2, np.float32))

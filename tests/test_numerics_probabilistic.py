@@ -65,3 +65,25 @@ def test_probabilistic_bound_holds_with_the_promised_probability_on_random_data(
     typical = probabilistic_error_bound(magnitude, n, np.float32)
     assert np.mean(error < typical) > 0.5
     assert np.all(error <= dot_error_bound(magnitude, n, np.float32))
+
+
+def test_probabilistic_functions_refuse_bad_arguments_by_name():
+    for lam in ("1.0", None, True, 1.0 + 1j, [1.0], -1.0, math.inf):
+        with pytest.raises(ValueError, match=r"^lam: "):
+            probabilistic_gamma(9, np.float32, lam)
+        with pytest.raises(ValueError, match=r"^lam: "):
+            bound_probability(9, np.float32, lam)
+        with pytest.raises(ValueError, match=r"^lam: "):
+            probabilistic_error_bound(1.0, 9, np.float32, lam=lam)
+    for magnitude in (np.nan, -1.0, 1.0 + 0j, "1.0", None, np.ones(2, object)):
+        with pytest.raises(ValueError, match=r"^magnitude: "):
+            probabilistic_error_bound(magnitude, 9, np.float32)
+    for n in (None, "9", np.ones(2, object), 9.0, [1.5]):
+        with pytest.raises(ValueError, match=r"^n: "):
+            probabilistic_gamma(n, np.float32)
+    assert probabilistic_error_bound(np.inf, 9, np.float32) == math.inf
+    big = np.array([1.0, 2.0], ">f8")
+    np.testing.assert_array_equal(
+        probabilistic_error_bound(big, 9, np.float32),
+        probabilistic_error_bound(big.astype(np.float64), 9, np.float32),
+    )

@@ -21,8 +21,13 @@ from companion.numerics import (
 from tests.helpers import (
     BFLOAT16,
     DTYPES,
+    FINFO,
     SETTINGS,
     correctly_rounded,
+    finite_floats,
+    rounded_or_inf,
+    same_values,
+    swapped,
 )
 
 
@@ -170,3 +175,160 @@ def test_fma_dot_refuses_float64_and_mixed_dtypes():
         fma_dot(np.ones(3), np.ones(3))
     with pytest.raises(ValueError, match=r"^y: "):
         fma_dot(np.ones(3, np.float32), np.ones(3, np.float16))
+
+
+# --------------------------------------------------------------------------
+# Reliability (issue 13): byte order, overflow, infinities and NaN, aliasing
+# --------------------------------------------------------------------------
+
+
+def exact_sum(values, dtype):
+    return rounded_or_inf(sum((Fraction(float(v)) for v in values), Fraction(0)), dtype)
+
+
+@pytest.mark.parametrize("name", list(DTYPES))
+def test_exact_summation_near_the_largest_value(name):
+    dtype = DTYPES[name]
+    largest = float(FINFO[name].max)
+    half_step = float(FINFO[name].eps) * 2.0 ** (FINFO[name].maxexp - 2)  # half an ULP of max
+    tiny = float(FINFO[name].smallest_subnormal)
+    cases = [
+        [largest, largest, -largest],  # math.fsum overflows on the way (float64)
+        [-largest, -largest, largest, 0.5 * largest],
+        [largest, half_step],  # exactly halfway to the next power of two: to even, inf
+        [largest, half_step, -tiny],  # just below halfway: the largest value
+        [largest, half_step / 2],
+        [largest, largest],  # beyond: inf
+        [-largest, -largest, -tiny],
+    ]
+    for case in cases:
+        values = np.array(case, dtype)
+        assert np.array(case, np.float64).tolist() == values.astype(np.float64).tolist()
+        expected = exact_sum(values, dtype)
+        assert same_values(summation(values, "exact"), expected), case
+
+
+@pytest.mark.parametrize("name", list(DTYPES))
+@pytest.mark.parametrize("method", numerics.SUMMATION_METHODS)
+def test_every_summation_follows_ieee_for_infinities_and_nan(name, method):
+    dtype = DTYPES[name]
+    inf, nan = math.inf, math.nan
+    cases = {
+        (inf, 1.0): inf,
+        (1.0, -inf, 2.0, 3.0): -inf,
+        (inf, 1.0, 1.0, inf): inf,
+        (inf, -inf): nan,
+        (1.0, inf, 2.0, -inf): nan,
+        (nan, 1.0): nan,
+        (inf, nan): nan,
+    }
+    for case, expected in cases.items():
+        result = summation(np.array(case, dtype), method)
+        assert same_values(result, np.array(expected, dtype)), case
+        stacked = summation(np.array([case, case], dtype), method, axis=1)
+        assert same_values(stacked, np.array([expected, expected], dtype)), case
+
+
+@pytest.mark.parametrize("name", list(DTYPES))
+def test_exact_summation_of_subnormals(name):
+    dtype = DTYPES[name]
+    tiny = float(FINFO[name].smallest_subnormal)
+    rng = np.random.default_rng(40)
+    for _ in range(20):
+        values = (rng.integers(-(2**12), 2**12, 9) * tiny).astype(dtype)
+        values[0] = np.array(float(FINFO[name].smallest_normal), dtype) * rng.choice([-1, 1])
+        assert same_values(summation(values, "exact"), exact_sum(values, dtype))
+
+
+@pytest.mark.parametrize("name", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("method", numerics.SUMMATION_METHODS)
+def test_summation_reads_either_byte_order(name, method):
+    values = np.random.default_rng(41).standard_normal((3, 17)).astype(name)
+    native = summation(values, method)
+    other = summation(swapped(values), method)
+    assert other.dtype.isnative and other.tobytes() == native.tobytes()
+    strided = np.repeat(values, 2, axis=1)[:, ::2]  # not contiguous
+    assert summation(strided, method).tobytes() == native.tobytes()
+
+
+@pytest.mark.parametrize("method", numerics.SUMMATION_METHODS)
+def test_summation_never_returns_a_view_of_its_input(method):
+    for values in (np.float32([[1.0, 2.0, 3.0]]), np.float32([[1.0], [2.0]]).T):
+        before = values.copy()
+        result = summation(values, method, axis=0)  # one term per sum
+        assert not np.shares_memory(result, values)
+        result[...] = 7
+        np.testing.assert_array_equal(values, before)
+    one = np.float64([5.0])
+    assert summation(one, method) == 5.0 and not np.shares_memory(summation(one, method), one)
+
+
+def test_summation_refuses_scalars_and_bad_axes_by_name():
+    with pytest.raises(ValueError, match=r"^values: .*scalar"):
+        summation(np.float32(1.0))
+    for axis in (2, -3, 1.0, "0", None):
+        with pytest.raises(ValueError, match=r"^axis: "):
+            summation(np.zeros((2, 3), np.float32), axis=axis)
+    for bad in (
+        np.ones(3, complex),
+        np.array(["1.0"]),
+        np.array([1.0], object),
+        [[1.0], [2.0, 3.0]],
+    ):
+        with pytest.raises(ValueError, match=r"^values: "):
+            summation(bad)
+
+
+def fma_reference(x, y, dtype):
+    """s ← RN(s + a·b) in rationals while finite, IEEE arithmetic once something is not."""
+    total = np.zeros((), dtype)
+    for a, b in zip(x, y, strict=True):
+        s, a, b = float(total), float(a), float(b)
+        if all(math.isfinite(v) for v in (s, a, b)):
+            total = rounded_or_inf(Fraction(s) + Fraction(a) * Fraction(b), dtype)
+        else:
+            total = np.array(s + a * b).astype(dtype)
+    return total
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32"])
+def test_fma_dot_overflow_infinities_nan_and_byte_order(name):
+    dtype = DTYPES[name]
+    largest = float(FINFO[name].max)
+    inf, nan = math.inf, math.nan
+    cases = [
+        ([largest, largest, -largest], [1.0, 1.0, 1.0]),  # overflows, stays inf
+        ([largest, largest], [0.5, 0.75]),
+        ([1.0, inf, 2.0], [1.0, 1.0, 1.0]),
+        ([1.0, inf, 2.0], [1.0, 0.0, 1.0]),  # 0·inf
+        ([inf, inf], [1.0, -1.0]),
+        ([nan, 1.0], [1.0, 1.0]),
+        ([largest, 2.0], [1.0, -1.0]),
+    ]
+    for xs, ys in cases:
+        x, y = np.array(xs, dtype), np.array(ys, dtype)
+        expected = fma_reference(x, y, dtype)
+        assert same_values(fma_dot(x, y), expected), (xs, ys)
+        if name != "bfloat16":
+            assert same_values(fma_dot(swapped(x), swapped(y)), expected), (xs, ys)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(name=st.sampled_from(list(DTYPES)), data=st.data())
+def test_exact_summation_of_any_finite_values(name, data):
+    # Any finite values of the format, subnormals and values near the largest one included:
+    # the exact sum rounded once, or ±inf exactly when it rounds beyond the largest value.
+    dtype = DTYPES[name]
+    count = data.draw(st.integers(1, 8))
+    values = np.array([data.draw(finite_floats(name)) for _ in range(count)], dtype)
+    assert same_values(summation(values, "exact"), exact_sum(values, dtype))
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(name=st.sampled_from(["float16", "bfloat16", "float32"]), data=st.data())
+def test_fma_dot_of_any_finite_values(name, data):
+    dtype = DTYPES[name]
+    count = data.draw(st.integers(1, 6))
+    x = np.array([data.draw(finite_floats(name)) for _ in range(count)], dtype)
+    y = np.array([data.draw(finite_floats(name)) for _ in range(count)], dtype)
+    assert same_values(fma_dot(x, y), fma_reference(x, y, dtype))

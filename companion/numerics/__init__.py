@@ -20,6 +20,14 @@ the last bits. This package says how far apart they may be, and why:
 - :mod:`~companion.numerics.accurate` (chapter 6): :func:`accurate_conv2d`
   (float64 accumulation, a compensated dot product, or the exactly rounded
   result).
+
+Every function reads its array arguments by value, in any byte order and
+memory layout, never writes to them and returns new arrays in native byte
+order; it refuses complex, object, string and boolean arrays (and anything else
+it cannot use) with a ``ValueError`` whose message starts with the argument's
+name. Infinities and NaN follow IEEE 754 (see each function's docstring);
+rounding-error bounds hold for finite values, and :func:`assert_conv_close`
+requires non-finite values to match exactly and refuses an infinite bound.
 """
 
 from companion.numerics.accurate import (

@@ -22,7 +22,94 @@ from collections.abc import Sequence
 import numpy as np
 
 from companion import arguments, numpy_conv
-from companion.numerics.formats import float_format, unit_roundoff
+from companion.arithmetic import Geometry, conv_geometry
+from companion.numerics.formats import float_array, float_format, real_array, unit_roundoff
+from companion.numpy_conv import operands
+
+# Argument checks shared by the numerics package
+
+
+def nonnegative(value: object, name: str, what: str) -> np.ndarray:
+    """``value`` as float64 values ``≥ 0`` (``inf`` allowed), or a ``ValueError`` naming ``name``.
+
+    Complex, boolean, string and object arrays, NaN and negative values raise.
+
+    Examples
+    --------
+    >>> nonnegative([0, 2.5, np.inf], "magnitude", "sums").tolist()
+    [0.0, 2.5, inf]
+    >>> nonnegative(np.nan, "magnitude", "sums")
+    Traceback (most recent call last):
+    ...
+    ValueError: magnitude: expected non-negative sums, got NaN
+    """
+    array = real_array(value, name).astype(np.float64)
+    if array.size and not np.all(array >= 0):
+        found = "NaN" if np.any(np.isnan(array)) else "a negative value"
+        raise ValueError(f"{name}: expected non-negative {what}, got {found}")
+    return array
+
+
+def conv_operands(
+    input: object,
+    filters: object,
+    strides: object,
+    padding: object,
+    data_format: object,
+    dilations: object,
+) -> tuple[str, np.ndarray, np.ndarray, Geometry]:
+    """The operands of a floating-point convolution, checked as
+    :func:`companion.numpy_conv.conv2d` checks them, and the resolved geometry.
+
+    ``input`` must be one of the four floating formats and is returned in native
+    byte order; ``filters`` goes through the same array checks as in
+    :mod:`companion.numpy_conv` (no object, complex or string arrays) and is converted
+    to ``input``'s dtype, as ``tf.nn.conv2d`` converts a NumPy filter.
+
+    Examples
+    --------
+    >>> x = np.ones((1, 4, 4, 2), ">f4")
+    >>> _, x, w, geometry = conv_operands(x, np.ones((3, 3, 2, 1)), 1, "SAME", "NHWC", None)
+    >>> x.dtype.isnative, w.dtype, geometry.terms
+    (True, dtype('float32'), 18)
+    """
+    data_format = arguments.normalize_data_format(data_format)  # type: ignore[arg-type]
+    x = operands.array_argument(float_array(input, "input"), "input", f"in {data_format} order")
+    w = operands.array_argument(filters, "filters", operands.FILTER_LAYOUT)
+    w = operands.convert(w, x.dtype, "filters")  # native byte order: x's dtype is native
+    geometry = conv_geometry(x.shape, w.shape, strides, padding, data_format, dilations)
+    return data_format, x, w, geometry
+
+
+def special_outputs(x64: np.ndarray, w64: np.ndarray, arguments_: dict) -> np.ndarray | None:
+    """Where non-finite operands decide a convolution's outputs, IEEE 754's value there.
+
+    ``x64`` and ``w64`` are float64 operands, ``arguments_`` the keyword
+    arguments of :func:`companion.numpy_conv.conv2d`. Each finite non-zero
+    value is replaced by its sign and zeros stay zeros, so no finite partial
+    sum can overflow; infinities and NaN stay. The convolution of these signs
+    is then non-finite exactly where some product is (``±inf`` times a non-zero
+    number, ``0·inf``, NaN, a padded zero times an infinite weight, as in
+    :func:`companion.numpy_conv.conv2d`), and its value there is IEEE's: NaN if
+    some product is NaN or the infinite products have both signs, else the
+    infinity of their sign. Returns ``None`` when every operand is finite,
+    else a float64 array, finite (with no meaning) where the finite products alone decide.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, np.inf, 2.0, 3.0]).reshape(1, 4, 1, 1)
+    >>> w = np.array([1.0, -1.0]).reshape(2, 1, 1, 1)
+    >>> special_outputs(x, w, {"strides": 1, "padding": "VALID"}).ravel().tolist()
+    [-inf, inf, 0.0]
+    """
+    if np.all(np.isfinite(x64)) and np.all(np.isfinite(w64)):
+        return None
+
+    def signs(values: np.ndarray) -> np.ndarray:
+        return np.where(np.isfinite(values), np.sign(values), values)
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        return numpy_conv.conv2d(signs(x64), signs(w64), **arguments_)
 
 
 def gamma(n: int | np.ndarray, dtype: object) -> float | np.ndarray:
@@ -50,7 +137,8 @@ def gamma(n: int | np.ndarray, dtype: object) -> float | np.ndarray:
     Raises
     ------
     ValueError
-        If ``n`` is not a non-negative integer.
+        ``"n: …"`` if ``n`` is not a non-negative integer (floats, complex
+        numbers, strings and objects included).
 
     Examples
     --------
@@ -61,7 +149,7 @@ def gamma(n: int | np.ndarray, dtype: object) -> float | np.ndarray:
     >>> gamma(2048, np.float16)          # 2048·2**-11 = 1: no guarantee
     inf
     """
-    values = np.asarray(n)
+    values = operands.as_array(n, "n")
     if values.dtype.kind not in "iu" or (values.size and values.min() < 0):
         raise ValueError(f"n: expected a non-negative integer (a count of roundings), got {n!r}")
     nu = values.astype(np.float64) * unit_roundoff(dtype)
@@ -115,7 +203,16 @@ def dot_error_bound(
     Returns
     -------
     float or ndarray of float64
-        The bound, elementwise; ``inf`` where ``γ`` gives no guarantee.
+        The bound, elementwise; ``inf`` where ``γ`` gives no guarantee or
+        ``magnitude`` is infinite (the bound then says nothing, and
+        :func:`assert_conv_close` refuses it).
+
+    Raises
+    ------
+    ValueError
+        Naming ``magnitude`` or ``exact`` for NaN, negative, complex or
+        non-numeric values, ``n`` for anything but a non-negative integer, and
+        ``dtype`` for an unknown format.
 
     Examples
     --------
@@ -129,17 +226,20 @@ def dot_error_bound(
     True
     """
     storage = float_format(dtype)
-    acc = float_format(dtype if accumulate_dtype is None else accumulate_dtype)
-    magnitude = np.asarray(magnitude, dtype=np.float64)
-    if magnitude.size and not np.all(magnitude >= 0):
-        raise ValueError("magnitude: expected non-negative sums of absolute products")
+    try:
+        acc = float_format(dtype if accumulate_dtype is None else accumulate_dtype)
+    except ValueError as error:  # named as the caller spelled it
+        raise ValueError(str(error).replace("dtype", "accumulate_dtype", 1)) from None
+    magnitude = nonnegative(magnitude, "magnitude", "sums of absolute products")
     n = arguments.integer(n, "n", expected="a non-negative integer number of products")
+    top = magnitude if exact is None else nonnegative(exact, "exact", "bounds on |s|")
     roundings = n + 2 if acc.unit_roundoff > storage.unit_roundoff else n
     g = gamma(roundings, acc)
     underflow = n * acc.min_normal * acc.unit_roundoff
-    bound = g * magnitude + underflow * (1 + g)
+    with np.errstate(invalid="ignore", over="ignore"):
+        # γ = inf (no guarantee) times a zero magnitude is no NaN: the bound is inf.
+        bound = np.where(magnitude == 0, 0.0, g * magnitude) + underflow * (1 + g)
     if acc.unit_roundoff < storage.unit_roundoff:
-        top = magnitude if exact is None else np.asarray(exact, dtype=np.float64)
         bound = (
             bound
             + storage.unit_roundoff * (top + bound)
@@ -177,23 +277,33 @@ def conv_error_bound(
     with :func:`companion.numpy_conv.conv2d` and enlarged by their own
     worst-case float64 error, so the bound is rigorous.
 
+    The bound is meaningful for finite values. Where a non-finite operand
+    decides an output (an infinity times a non-zero number, ``0·inf``, a NaN;
+    see :func:`companion.numpy_conv.conv2d` for padded zeros), every IEEE 754
+    evaluation gives the same ``±inf`` or NaN, and the bound there is ``0``:
+    the result must match exactly. Where the finite data's magnitude exceeds
+    float64's range, or ``γ_n`` gives no guarantee, the bound is ``inf``.
+
     Parameters
     ----------
     input, filters, strides, padding, data_format, dilations
         As for :func:`tf.nn.conv2d`; ``input`` must be float16, bfloat16,
-        float32 or float64.
+        float32 or float64, in any byte order and layout; ``filters`` is
+        checked as :func:`companion.numpy_conv.conv2d` checks it.
     accumulate_dtype : dtype-like or str, optional
         The format the products are summed in; default ``input.dtype``.
 
     Returns
     -------
     ndarray of float64
-        One bound per output element, in the output's shape.
+        One bound per output element, in the output's shape (native byte
+        order); ``0`` at the outputs that non-finite operands decide.
 
     Raises
     ------
     ValueError
-        For a non-floating input, or any argument :func:`tf.nn.conv2d` rejects.
+        Naming the argument: a non-floating ``input``; complex, object or
+        string ``filters``; or any argument :func:`tf.nn.conv2d` rejects.
 
     Examples
     --------
@@ -204,26 +314,33 @@ def conv_error_bound(
     >>> bound.shape, bool(np.allclose(bound, gamma(4, np.float32) * 0.4, rtol=1e-6))
     ((1, 2, 2, 1), True)
     """
-    x = np.asarray(input)
-    if x.dtype.kind != "f" and x.dtype.name != "bfloat16":
-        raise ValueError(
-            f"input: expected a float16, bfloat16, float32 or float64 array, got dtype {x.dtype}"
-        )
+    data_format, x, w, geometry = conv_operands(
+        input, filters, strides, padding, data_format, dilations
+    )
     storage = float_format(x.dtype)
-    w = np.asarray(filters).astype(x.dtype, copy=False)
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    kwargs = {"data_format": data_format, "dilations": dilations}
-    magnitude = numpy_conv.conv2d(np.abs(x64), np.abs(w64), strides, padding, **kwargs)
-    estimate = numpy_conv.conv2d(x64, w64, strides, padding, **kwargs)
-    n = int(np.prod(w.shape[:3]))
-    # The float64 evaluations are themselves sums of n products: undo their error.
-    g64 = gamma(n, np.float64)
-    magnitude = magnitude / (1 - g64)
-    exact = np.abs(estimate) + g64 * magnitude
+    kwargs = {"strides": strides, "padding": padding}
+    kwargs |= {"data_format": data_format, "dilations": dilations}
+    special = special_outputs(x64, w64, kwargs)
+    if special is not None:  # the finite operands only; the others are settled below
+        x64 = np.where(np.isfinite(x64), x64, 0.0)
+        w64 = np.where(np.isfinite(w64), w64, 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        magnitude = numpy_conv.conv2d(np.abs(x64), np.abs(w64), **kwargs)
+        estimate = numpy_conv.conv2d(x64, w64, **kwargs)
+        n = geometry.terms
+        # The float64 evaluations are themselves sums of n products: undo their error.
+        g64 = gamma(n, np.float64)
+        magnitude = magnitude / (1 - g64)
+        exact = np.abs(estimate) + g64 * magnitude
+        exact = np.where(np.isnan(exact), np.inf, exact)  # inf − inf: beyond float64
     acc = storage.name if accumulate_dtype is None else accumulate_dtype
-    return np.asarray(
+    bound = np.asarray(
         dot_error_bound(magnitude, n, storage.name, accumulate_dtype=acc, exact=exact)
     )
+    if special is not None:
+        bound = np.where(np.isfinite(special), bound, 0.0)  # IEEE's value, exactly
+    return bound
 
 
 def assert_conv_close(actual: np.ndarray, desired: np.ndarray, bound: np.ndarray | float) -> float:
@@ -238,14 +355,21 @@ def assert_conv_close(actual: np.ndarray, desired: np.ndarray, bound: np.ndarray
     not negligible (a float64 result checked against a float64 reference),
     add the reference's bound to ``bound``.
 
+    The bound is meaningful for finite values only: where ``actual`` or
+    ``desired`` is ``±inf`` or NaN, the two must match exactly (the same
+    infinity, or both NaN), whatever the bound; a NaN where the reference is
+    a number, or a number where it is NaN, always fails. An infinite bound
+    guarantees nothing and is refused rather than allowed to pass anything.
+
     Parameters
     ----------
     actual : array_like
-        The computed result, in any floating dtype.
+        The computed result: real numbers (any floating or integer dtype,
+        any byte order).
     desired : ndarray of float64
-        The reference, in the same shape.
+        The reference, in the same shape (any byte order).
     bound : array_like of float
-        Non-negative, broadcastable to the shape: typically
+        Finite and non-negative, broadcastable to the shape: typically
         :func:`conv_error_bound` or :func:`dot_error_bound`.
 
     Returns
@@ -261,8 +385,9 @@ def assert_conv_close(actual: np.ndarray, desired: np.ndarray, bound: np.ndarray
         message gives how many, the largest error, its ratio to the bound and
         where it occurred. Equal infinities and NaNs in the same places agree.
     ValueError
-        When ``desired`` is not float64, or ``bound`` is negative, NaN or not
-        broadcastable.
+        Naming the argument: ``desired`` not float64; ``actual`` not real
+        numbers (complex, boolean, string, object); ``bound`` negative, NaN,
+        infinite, complex or not broadcastable.
 
     Examples
     --------
@@ -276,16 +401,17 @@ def assert_conv_close(actual: np.ndarray, desired: np.ndarray, bound: np.ndarray
       largest error 9.537e-07 at index (1,), 2 × its bound 4.768e-07:
         actual 2.0000009536743164, desired 2.0
     """
-    desired = np.asarray(desired)
+    desired = float_array(desired, "desired")
     if desired.dtype != np.float64:
         raise ValueError(
             f"desired: expected a float64 reference (treated as exact), got dtype {desired.dtype}"
         )
-    actual = np.asarray(actual)
+    actual = real_array(actual, "actual")
     if actual.shape != desired.shape:
         raise AssertionError(f"shapes differ: actual {actual.shape}, desired {desired.shape}")
+    bound = real_array(bound, "bound").astype(np.float64)
     try:
-        bound = np.broadcast_to(np.asarray(bound, dtype=np.float64), desired.shape)
+        bound = np.broadcast_to(bound, desired.shape)
     except ValueError:
         raise ValueError(
             f"bound: expected a scalar or an array broadcastable to {desired.shape}, "
@@ -293,13 +419,20 @@ def assert_conv_close(actual: np.ndarray, desired: np.ndarray, bound: np.ndarray
         ) from None
     if bound.size and not np.all(bound >= 0):
         raise ValueError("bound: expected non-negative values (no NaN)")
+    if not np.all(np.isfinite(bound)):
+        raise ValueError(
+            "bound: expected finite values; an infinite bound (γ_n with n·u ≥ 1, or "
+            "magnitudes beyond float64) guarantees nothing, so nothing can be checked"
+        )
     if actual.size == 0:
         return 0.0
     values = actual.astype(np.float64)
+    finite = np.isfinite(values) & np.isfinite(desired)
+    # Non-finite values must match exactly: the same infinity, or NaN for NaN.
     same = (values == desired) | (np.isnan(values) & np.isnan(desired))
-    with np.errstate(invalid="ignore"):
-        error = np.where(same, 0.0, np.abs(values - desired))
-    error = np.where(np.isnan(error), np.inf, error)
+    with np.errstate(invalid="ignore", over="ignore"):
+        difference = np.abs(values - desired)  # inf if it overflows: then outside any bound
+    error = np.where(finite, difference, np.where(same, 0.0, np.inf))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(error == 0, 0.0, error / bound)
     failed = error > bound

@@ -5,6 +5,11 @@ describes each format (float16, bfloat16, TF32, float32, float64) once, for
 the whole package; :func:`ulp_distance` counts how many floats lie between two
 values (exact, integer), :func:`ulp` gives a format's spacing at a magnitude,
 and :func:`round_to_format` rounds to a narrower format, TF32 included.
+
+Array arguments are read through :func:`float_array` (or :func:`real_array`):
+any byte order and memory layout is accepted and read by value, results come
+back in native byte order, and a complex, object, string or boolean array
+raises a ``ValueError`` whose message starts with the argument's name.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from companion import arguments
+from companion.numpy_conv import operands
 
 
 @dataclass(frozen=True)
@@ -149,14 +157,71 @@ def unit_roundoff(dtype: object) -> float:
 _BITS = {"float16": np.uint16, "bfloat16": np.uint16, "float32": np.uint32, "float64": np.uint64}
 
 
+def native(array: np.ndarray) -> np.ndarray:
+    """``array`` in the machine's byte order: itself if it already is, else a converted copy.
+
+    Examples
+    --------
+    >>> big = np.array([1.5], ">f8")
+    >>> native(big).dtype.isnative, native(big)[0] == big[0]
+    (True, np.True_)
+    """
+    if array.dtype.isnative:
+        return array
+    return array.astype(array.dtype.newbyteorder("="))
+
+
 def float_array(value: object, name: str) -> np.ndarray:
-    array = np.asarray(value)
+    """``value`` as a float16, bfloat16, float32 or float64 array in native byte order.
+
+    The array checks of :mod:`companion.numpy_conv.operands` first (an object
+    array or something NumPy cannot read raises), then the dtype. A big-endian
+    (or other non-native) array is converted by value, so its numbers are
+    read, never its bytes in the wrong order. The result may be ``value``
+    itself: callers never write to it.
+
+    Raises
+    ------
+    ValueError
+        ``"{name}: expected …"`` for anything but the four floating formats
+        (integers, booleans, complex numbers, strings, objects).
+
+    Examples
+    --------
+    >>> big = np.array([1.0, 2.0], ">f4")
+    >>> float_array(big, "a").dtype.isnative, float_array(big, "a").tolist()
+    (True, [1.0, 2.0])
+    >>> float_array([1 + 2j], "a")
+    Traceback (most recent call last):
+    ...
+    ValueError: a: expected a float16, bfloat16, float32 or float64 array, got dtype complex128
+    """
+    array = operands.as_array(value, name)
     if array.dtype.name not in _BITS:
         raise ValueError(
             f"{name}: expected a float16, bfloat16, float32 or float64 array, "
             f"got dtype {array.dtype}"
         )
-    return array
+    return native(array)
+
+
+def real_array(value: object, name: str) -> np.ndarray:
+    """``value`` as an array of real numbers (integers or floats) in native byte order.
+
+    As :func:`float_array`, but integers are accepted too; booleans, complex
+    numbers, strings and objects raise a ``ValueError`` naming ``name``.
+
+    Examples
+    --------
+    >>> real_array(3, "n").dtype.kind
+    'i'
+    >>> real_array(np.array([1.5], ">f8"), "x").dtype.isnative
+    True
+    """
+    array = operands.as_array(value, name)
+    if array.dtype.kind not in "iuf" and array.dtype.name != "bfloat16":
+        raise ValueError(f"{name}: expected real numbers, got dtype {array.dtype}")
+    return native(array)
 
 
 def _sign_and_magnitude(array: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +271,8 @@ def ulp_distance(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | i
     a, b : array_like
         Of the same dtype, float16, bfloat16 (``ml_dtypes``), float32 or
         float64; broadcast against each other. Python floats are float64:
-        convert explicitly to compare them with float32 values.
+        convert explicitly to compare them with float32 values. Any byte
+        order or layout; ``±inf`` are the ends of the line.
 
     Returns
     -------
@@ -218,8 +284,10 @@ def ulp_distance(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | i
     Raises
     ------
     ValueError
-        If either operand holds a NaN, the dtypes differ, or a dtype is not one
-        of the four formats.
+        Naming the operand (``a`` or ``b``): if it holds a NaN (a NaN is at no
+        distance from anything), the dtypes differ, the shapes do not
+        broadcast, or a dtype is not one of the four formats (complex, integer,
+        object and string arrays included).
 
     Examples
     --------
@@ -242,7 +310,12 @@ def ulp_distance(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | i
             f"b: expected the dtype of a ({x.dtype}), got {y.dtype}; convert one "
             "explicitly, knowing that the conversion rounds"
         )
-    x, y = np.broadcast_arrays(x, y)
+    try:
+        x, y = np.broadcast_arrays(x, y)
+    except ValueError:
+        raise ValueError(
+            f"b: expected a shape that broadcasts with a's {x.shape}, got {y.shape}"
+        ) from None
     x_negative, x_magnitude = _sign_and_magnitude(x, "a")
     y_negative, y_magnitude = _sign_and_magnitude(y, "b")
     if x.dtype.name == "float64":
@@ -272,7 +345,8 @@ def ulp(x: np.ndarray | float, dtype: object | None = None) -> np.ndarray | floa
     Parameters
     ----------
     x : array_like
-        Any real values (a float64 reference, a float32 result, …).
+        Any real values (a float64 reference, a float32 result, …), in any
+        byte order.
     dtype : dtype-like or str, optional
         The format whose spacing is wanted (float16, bfloat16, ``"tf32"``,
         float32, float64); default ``x``'s own dtype.
@@ -280,12 +354,15 @@ def ulp(x: np.ndarray | float, dtype: object | None = None) -> np.ndarray | floa
     Returns
     -------
     float or ndarray of float64
-        ``inf`` where ``|x|`` exceeds the format's largest finite number.
+        ``inf`` where ``|x|`` exceeds the format's largest finite number
+        (``±inf`` included).
 
     Raises
     ------
     ValueError
-        For NaN, or a dtype that is not a floating-point format.
+        For NaN (``"x: …"``), an ``x`` that is not real numbers (complex,
+        boolean, string, object), or a ``dtype`` that is not a floating-point
+        format.
 
     Examples
     --------
@@ -296,9 +373,7 @@ def ulp(x: np.ndarray | float, dtype: object | None = None) -> np.ndarray | floa
     >>> float(ulp(4.97, "float32")) == 2.0**-21, float(ulp(4.97, "tf32")) == 2.0**-8
     (True, True)
     """
-    array = np.asarray(x)
-    if array.dtype.kind not in "fiu" and array.dtype.name != "bfloat16":
-        raise ValueError(f"x: expected real numbers, got dtype {array.dtype}")
+    array = real_array(x, "x")
     fmt = float_format(array.dtype if dtype is None else dtype)
     values = np.abs(array.astype(np.float64))
     if np.any(np.isnan(values)):
@@ -327,7 +402,7 @@ def round_to_format(
     Parameters
     ----------
     x : array_like
-        float16, bfloat16, float32 or float64 values.
+        float16, bfloat16, float32 or float64 values, in any byte order.
     dtype : dtype-like or str
         The target format: float16, bfloat16, ``"tf32"``, float32 or float64.
     rounding : {"nearest", "truncate"}, optional
@@ -335,13 +410,15 @@ def round_to_format(
     Returns
     -------
     ndarray
-        Of ``x``'s dtype, every finite value representable in the target
-        format; infinities and NaN unchanged.
+        A new array of ``x``'s dtype in native byte order, every finite value
+        representable in the target format; infinities and NaN unchanged.
 
     Raises
     ------
     ValueError
-        For an unknown format or ``rounding``.
+        Naming ``x`` for anything but the four floating formats (complex,
+        integer, object, string), ``dtype`` for an unknown format, or
+        ``rounding``.
 
     Examples
     --------
@@ -353,8 +430,7 @@ def round_to_format(
     >>> round_to_format(np.float32(70000.0), "float16")    # beyond float16's range
     array(inf, dtype=float32)
     """
-    if rounding not in ("nearest", "truncate"):
-        raise ValueError(f"rounding: expected 'nearest' or 'truncate', got {rounding!r}")
+    rounding = arguments.choice(rounding, "rounding", ("nearest", "truncate"))
     array = float_array(x, "x")
     fmt = float_format(dtype)
     values = array.astype(np.float64)
@@ -399,4 +475,5 @@ def next_float(values: np.ndarray, direction: np.ndarray) -> np.ndarray:
     >>> float(next_float(np.float32(1.0), np.array(1))) == 1 + 2.0**-23
     True
     """
+    values = float_array(values, "values")
     return _from_ordinal(_ordinal(values) + direction, values.dtype)

@@ -11,7 +11,25 @@ import math
 import numpy as np
 
 from companion import arguments
+from companion.numerics.bounds import nonnegative
 from companion.numerics.formats import unit_roundoff
+from companion.numpy_conv import operands
+
+
+def _lam(lam: object) -> float:
+    """``λ`` as a positive finite float, or a ``ValueError`` naming ``lam``."""
+    value = None
+    if not isinstance(lam, (bool, np.bool_, str, bytes)):
+        try:
+            array = np.asarray(lam)
+            if array.ndim == 0 and (array.dtype.kind in "iuf" or array.dtype.name == "bfloat16"):
+                value = float(array)
+        except (TypeError, ValueError):
+            value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"lam: expected a positive number λ, got {lam!r}")
+    return value
+
 
 # The probabilistic estimate
 
@@ -58,11 +76,10 @@ def probabilistic_gamma(n: int | np.ndarray, dtype: object, lam: float = 1.0) ->
     >>> probabilistic_gamma(2304, np.float32, lam=5) < gamma(2304, np.float32) / 9
     True
     """
-    values = np.asarray(n)
+    values = operands.as_array(n, "n")
     if values.dtype.kind not in "iu" or (values.size and values.min() < 0):
         raise ValueError(f"n: expected a non-negative integer (a count of roundings), got {n!r}")
-    if not np.isfinite(lam) or lam <= 0:
-        raise ValueError(f"lam: expected a positive number λ, got {lam!r}")
+    lam = _lam(lam)
     u = unit_roundoff(dtype)
     counts = values.astype(np.float64)
     result = np.expm1(lam * np.sqrt(counts) * u + counts * u * u / (1 - u))
@@ -86,8 +103,7 @@ def bound_probability(n: int, dtype: object, lam: float) -> float:
     True
     """
     n = arguments.integer(n, "n", expected="a non-negative integer number of products")
-    if not np.isfinite(lam) or lam <= 0:
-        raise ValueError(f"lam: expected a positive number λ, got {lam!r}")
+    lam = _lam(lam)
     u = unit_roundoff(dtype)
     return max(0.0, 1.0 - 2.0 * n * math.exp(-(lam**2) * (1 - u) ** 2 / 2))
 
@@ -120,6 +136,14 @@ def probabilistic_error_bound(
     Returns
     -------
     float or ndarray of float64
+        ``inf`` where ``magnitude`` is infinite.
+
+    Raises
+    ------
+    ValueError
+        Naming ``magnitude`` for NaN, negative, complex or non-numeric values,
+        ``n`` for anything but a non-negative integer, ``lam`` for anything but
+        a positive finite number.
 
     Examples
     --------
@@ -129,9 +153,7 @@ def probabilistic_error_bound(
     >>> round(worst / typical)                                   # √2304
     48
     """
-    magnitude = np.asarray(magnitude, dtype=np.float64)
-    if magnitude.size and not np.all(magnitude >= 0):
-        raise ValueError("magnitude: expected non-negative sums of absolute products")
+    magnitude = nonnegative(magnitude, "magnitude", "sums of absolute products")
     n = arguments.integer(n, "n", expected="a non-negative integer number of products")
     bound = probabilistic_gamma(n, dtype, lam) * magnitude
     return float(bound) if bound.ndim == 0 else bound
