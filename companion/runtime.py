@@ -207,8 +207,8 @@ def run_python(
     """
     if not isinstance(code, str):
         raise ValueError(f"code: expected Python source as a str, got {type(code).__name__}")
-    if onednn is not None and not isinstance(onednn, bool):
-        raise ValueError(f"onednn: expected True, False or None, got {onednn!r}")
+    if onednn is not None and not (isinstance(onednn, int) and onednn in (0, 1)):
+        raise ValueError(f"onednn: expected True, False (or 1, 0) or None, got {onednn!r}")
     if threads is not None:
         threads = arguments.integer(threads, "threads", minimum=1)
     env = dict(os.environ)
