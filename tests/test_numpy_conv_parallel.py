@@ -1,0 +1,266 @@
+"""companion.numpy_conv's fast strategies and their machinery: blocks, stride phases, the
+scratch workspace, auto's choice, the settings, determinism across CPUs and threads, and
+memory that follows the taps that land on the input (the unpadded route)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from companion import numpy_conv
+from companion.arithmetic import conv_geometry
+from companion.numpy_conv import conv2d, conv2d_backprop_filter, conv2d_backprop_input
+from tests.conv_cases import (
+    METHODS,
+    configs,
+    integer_case,
+    nonempty,
+)
+from tests.helpers import SETTINGS
+
+# --------------------------------------------------------------------------
+# The fast strategies: blocks, stride phases, the scratch workspace, auto's choice
+# --------------------------------------------------------------------------
+
+FAST = ("im2col_blocked", "taps", "planar", "auto")
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(
+    config=configs(dtypes=("float64",), batch=(1, 3)),
+    block=st.sampled_from([1, 40, 300, 5000]),
+    threads=st.sampled_from([1, 2, 3]),
+)
+def test_fast_strategies_are_exact_across_block_boundaries(config, block, threads):
+    # The generated images are small; a tiny block size makes every strategy split its
+    # work into many blocks (rows of an image, several images), as large layers do, and
+    # every copy is shared among `threads` threads, as large copies are.
+    assume(nonempty(config))
+    x, w = integer_case(config)
+    y = conv2d(x, w, **config.args, method="loops")
+    dy = np.random.default_rng(config.seed + 1).integers(-4, 5, y.shape).astype(np.float64)
+    dx = conv2d_backprop_input(x.shape, w, dy, **config.args, method="im2col")
+    dw = conv2d_backprop_filter(x, w.shape, dy, **config.args, method="im2col")
+    with numpy_conv.settings(block_bytes=block, threads=threads, parallel_copy_bytes=0):
+        for method in FAST:
+            np.testing.assert_array_equal(conv2d(x, w, **config.args, method=method), y)
+        # auto's own gradient algorithms (phases, transposed column blocks)
+        np.testing.assert_array_equal(conv2d_backprop_input(x.shape, w, dy, **config.args), dx)
+        np.testing.assert_array_equal(conv2d_backprop_filter(x, w.shape, dy, **config.args), dw)
+
+
+def test_auto_follows_its_documented_rule():
+    shapes = {
+        "taps": [((2, 9, 9, 16), (1, 1, 16, 8), 2), ((1, 5, 5, 64), (1, 1, 16, 8), 1)],
+        "planar": [((2, 9, 9, 1), (5, 5, 1, 8), 1), ((2, 9, 9, 64), (3, 3, 8, 64), 2)],
+        "im2col_blocked": [((2, 9, 9, 9), (3, 3, 9, 8), 1), ((1, 9, 9, 64), (3, 1, 32, 8), 1)],
+    }
+    for expected, cases in shapes.items():
+        for x_shape, w_shape, stride in cases:
+            geometry = conv_geometry(x_shape, w_shape, stride, "SAME")
+            assert numpy_conv.choose_method(geometry) == expected, (x_shape, w_shape)
+    assert {"im2col_blocked", "taps", "planar"} <= set(numpy_conv.STRATEGIES)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_results_never_share_the_scratch_buffers(method):
+    # Strategies reuse scratch buffers from call to call: a result must never be one.
+    rng = np.random.default_rng(11)
+    x1, w1 = rng.standard_normal((2, 9, 7, 4)), rng.standard_normal((3, 3, 2, 6))
+    x2, w2 = rng.standard_normal((3, 11, 12, 4)), rng.standard_normal((2, 4, 4, 5))
+    y1 = conv2d(x1, w1, 2, "SAME", method=method)
+    dy1 = rng.standard_normal(y1.shape)
+    dx1 = conv2d_backprop_input(x1.shape, w1, dy1, 2, "SAME", method=method)
+    dw1 = conv2d_backprop_filter(x1, w1.shape, dy1, 2, "SAME", method=method)
+    kept = [a.copy() for a in (y1, dx1, dw1)]
+    y2 = conv2d(x2, w2, 1, "VALID", method=method)
+    conv2d_backprop_input(x2.shape, w2, np.ones_like(y2), 1, "VALID", method=method)
+    conv2d_backprop_filter(x2, w2.shape, np.ones_like(y2), 1, "VALID", method=method)
+    for before, after in zip(kept, (y1, dx1, dw1), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+def blas_threads() -> list[int]:
+    """The thread counts of NumPy's BLAS libraries, as threadpoolctl reports them."""
+    from threadpoolctl import threadpool_info
+
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_threads_keep_their_own_scratch():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(12)
+    jobs = [
+        (rng.integers(-3, 4, (2, 16, 16, c)).astype(np.float64), rng.integers(-3, 4, (k, k, c, 8)))
+        for c, k in [(1, 5), (3, 3), (16, 3), (4, 1), (2, 7), (32, 3)] * 3
+    ]
+    expected = [conv2d(x, w.astype(np.float64), 1, "SAME", method="im2col") for x, w in jobs]
+    blas = blas_threads()
+    with numpy_conv.settings(parallel_copy_bytes=0, block_bytes=2000):  # many blocks and copies
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda job: conv2d(job[0], job[1], 1, "SAME"), jobs))
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # BLAS is held to one thread while blocks run in parallel, then restored.
+    assert blas_threads() == blas
+
+
+def test_requests_beyond_the_workspace_get_fresh_arrays():
+    rng = np.random.default_rng(13)
+    x, w = rng.integers(-3, 4, (2, 12, 12, 3)).astype(np.float64), rng.integers(-3, 4, (3, 3, 3, 4))
+    expected = conv2d(x, w, 2, "SAME", method="loops")
+    with numpy_conv.settings(workspace_bytes=0):
+        for method in FAST:
+            np.testing.assert_array_equal(conv2d(x, w, 2, "SAME", method=method), expected)
+
+
+# --------------------------------------------------------------------------
+# Determinism: the same bits whatever the number of CPUs, threads or BLAS threads
+# --------------------------------------------------------------------------
+
+# One shape for each route auto takes (planar, im2col_blocked, taps, unpadded), strided,
+# grouped and dilated ones among them, large enough to be cut into many blocks.
+DETERMINISM_CASES = [
+    ((4, 57, 57, 3), (7, 7, 3, 16), 2, "SAME", None),
+    ((3, 30, 30, 32), (3, 3, 32, 48), 1, "SAME", None),
+    ((2, 32, 32, 32), (3, 3, 8, 64), 2, "SAME", 2),
+    ((2, 30, 30, 64), (1, 1, 64, 32), 2, "VALID", None),
+    ((1, 6, 6, 2), (3, 3, 2, 4), 1, "SAME", 500),
+]
+
+DIGEST = """
+import hashlib
+import numpy as np
+from companion import numpy_conv
+
+
+def digest(cases, methods):
+    h = hashlib.sha256()
+    for n, (x_shape, w_shape, stride, padding, dilations) in enumerate(cases):
+        rng = np.random.default_rng(n)
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        w = rng.standard_normal(w_shape).astype(np.float32)
+        args = (stride, padding, "NHWC", dilations)
+        for method in methods:
+            y = numpy_conv.conv2d(x, w, *args, method=method)
+            dy = rng.standard_normal(y.shape).astype(np.float32)
+            dx = numpy_conv.conv2d_backprop_input(x.shape, w, dy, *args, method=method)
+            dw = numpy_conv.conv2d_backprop_filter(x, w.shape, dy, *args, method=method)
+            for array in (y, dx, dw):
+                h.update(array.tobytes())
+    return h.hexdigest()
+"""
+
+
+def digest(methods=("auto",)) -> str:
+    namespace: dict = {}
+    exec(DIGEST, namespace)
+    return namespace["digest"](DETERMINISM_CASES, methods)
+
+
+def test_results_do_not_depend_on_threads_or_blas_threads():
+    from threadpoolctl import threadpool_limits
+
+    fast = ("auto", "im2col_blocked", "taps", "planar")
+    with numpy_conv.settings(threads=1):
+        expected = digest(fast)
+    for threads in (2, 3, 8, None):
+        with numpy_conv.settings(threads=threads):
+            assert digest(fast) == expected, f"threads={threads}"
+    with threadpool_limits(1, user_api="blas"):
+        assert digest(fast) == expected, "BLAS on one thread"
+
+
+def test_results_do_not_depend_on_the_number_of_cpus():
+    import json
+
+    from companion.runtime import run_python
+
+    # A child process that may use one CPU only (set before NumPy loads its BLAS).
+    code = (
+        "import os\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        + DIGEST
+        + f"\nimport json\nprint(json.dumps(digest({DETERMINISM_CASES!r}, ('auto',))))\n"
+    )
+    if not hasattr(__import__("os"), "sched_setaffinity"):
+        pytest.skip("this platform cannot restrict a process to one CPU")
+    child = run_python(code)
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == digest()
+
+
+# --------------------------------------------------------------------------
+# Memory follows the taps that land on the input, not the padding around it
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "strides", "padding", "dilations"),
+    [
+        ((1, 5, 5, 1), (3, 3, 1, 2), 1, "SAME", 20_000),
+        ((2, 5, 4, 3), (3, 2, 3, 4), 2, [[0, 0], [100_000, 100_000], [3, 3], [0, 0]], 1),
+        ((1, 6, 6, 2), (2, 2, 2, 2), (1, 3), [[0, 0], [7, 50_000], [0, 0], [0, 0]], (9000, 1)),
+    ],
+)
+def test_huge_padding_costs_what_the_output_costs(x_shape, w_shape, strides, padding, dilations):
+    from companion.timing import peak_memory
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(-3, 4, x_shape).astype(np.float64)
+    w = rng.integers(-3, 4, w_shape).astype(np.float64)
+    args = (strides, padding, "NHWC", dilations)
+    y = conv2d(x, w, *args)
+    dy = rng.integers(-3, 4, y.shape).astype(np.float64)
+    budget = 8 * (x.size + 2 * y.size + 2 * w.size) + (1 << 20)  # + 1 MiB of small temporaries
+    for name, call in {
+        "forward": lambda: conv2d(x, w, *args),
+        "input gradient": lambda: conv2d_backprop_input(x.shape, w, dy, *args),
+        "filter gradient": lambda: conv2d_backprop_filter(x, w.shape, dy, *args),
+    }.items():
+        assert peak_memory(call) < budget, name
+    # Small integers: every sum is exact. The forward pass against a gather that masks
+    # the taps falling outside the input (no padding), the gradients by the adjoint identity
+    # <conv(x, w), dy> = <x, dx> = <w, dw>.
+    geometry = conv_geometry(x.shape, w.shape, *args)
+    (top, _), (left, _) = geometry.pads
+    (sh, sw), (dh, dw_) = geometry.strides, geometry.dilations
+    expected = np.zeros(y.shape)
+    rows, cols = np.arange(geometry.out_height), np.arange(geometry.out_width)
+    for a in range(w.shape[0]):
+        r = rows * sh + a * dh - top
+        r_ok = (r >= 0) & (r < x.shape[1])
+        for b in range(w.shape[1]):
+            c = cols * sw + b * dw_ - left
+            c_ok = (c >= 0) & (c < x.shape[2])
+            patch = x[:, r[r_ok]][:, :, c[c_ok]]
+            expected[:, np.flatnonzero(r_ok)[:, None], np.flatnonzero(c_ok)] += patch @ w[a, b]
+    np.testing.assert_array_equal(y, expected)
+    dx = conv2d_backprop_input(x.shape, w, dy, *args)
+    dw = conv2d_backprop_filter(x, w.shape, dy, *args)
+    assert np.sum(y * dy) == np.sum(x * dx) == np.sum(w * dw)
+
+
+def test_settings_blocks_may_overlap_across_threads():
+    import threading
+
+    entered, release = threading.Barrier(2), threading.Event()
+
+    def hold(**changes):
+        with numpy_conv.settings(**changes):
+            entered.wait()
+            release.wait()
+
+    first = threading.Thread(target=hold, kwargs={"threads": 1})
+    first.start()
+    with numpy_conv.settings(block_bytes=4096):
+        entered.wait()
+        # Both blocks in force, the later winning where they overlap.
+        assert numpy_conv.get_settings() == numpy_conv.Settings(threads=1, block_bytes=4096)
+    assert numpy_conv.get_settings() == numpy_conv.Settings(threads=1)  # the other's stays
+    release.set()
+    first.join()
+    assert numpy_conv.get_settings() == numpy_conv.Settings()
