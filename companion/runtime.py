@@ -15,16 +15,20 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from companion import arguments
 
 __all__ = [
     "PythonRun",
+    "crash_description",
     "library_versions",
     "onednn_enabled",
+    "probe_calls",
     "run_python",
     "strip_tf_log_lines",
 ]
@@ -230,3 +234,120 @@ def run_python(
         stdout=completed.stdout,
         stderr=strip_tf_log_lines(completed.stderr),
     )
+
+
+def crash_description(returncode: int) -> str:
+    """Say how a child process ended that :func:`run_python` reports as crashed.
+
+    Built in chapter 2.
+
+    Examples
+    --------
+    >>> crash_description(-6)
+    'process crashed (SIGABRT)'
+    >>> crash_description(-4)
+    'process crashed (SIGILL)'
+    """
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"process crashed ({name})"
+
+
+# The child side of probe_calls: one JSON line per call, flushed at once, so that the
+# parent knows which calls finished before a crash.
+_PROBE_LOOP = """
+import json as _json
+
+for _label, _args in CALLS:
+    try:
+        _verdict = str(run(*_args))
+    except Exception as _error:  # any rejection, whatever its type
+        _line = (str(_error).splitlines() or [""])[0]
+        _message = _line.split("}} ")[-1].split(" [Op:")[0]
+        _verdict = f"{type(_error).__name__}: {_message}"
+    print(_json.dumps([_label, _verdict]), flush=True)
+"""
+
+
+def probe_calls(
+    script: str,
+    calls: Mapping[str, Sequence[object]],
+    *,
+    onednn: bool | None = None,
+    timeout: float = 300,
+) -> dict[str, str]:
+    r"""Run ``run(*arguments)`` for every call in fresh processes; a crash is a verdict too.
+
+    Built in chapter 2. ``script`` defines a function ``run`` (it may import
+    TensorFlow); each call's verdict is ``str(run(*arguments))``, or the
+    exception's type and first line when it raises. A call that kills its
+    process (TensorFlow's oneDNN path aborts on some inputs, and on some
+    versions dies of SIGILL) gets the verdict ``"process crashed (SIGABRT)"``
+    (or its signal), and the calls after it run in a new process: one bad
+    input never costs the others their answers.
+
+    Parameters
+    ----------
+    script : str
+        Python source defining ``run``.
+    calls : mapping of str to sequence
+        Labels and the positional arguments of each call (literals that
+        ``repr`` writes out and Python reads back).
+    onednn : bool or None, optional
+        TensorFlow's CPU path in the children, as for :func:`run_python`.
+    timeout : float, optional
+        Seconds for each child process.
+
+    Returns
+    -------
+    dict of str to str
+        A verdict for every label, in the order of ``calls``.
+
+    Raises
+    ------
+    RuntimeError
+        When a child fails before its first call without crashing (a
+        mistake in ``script``), with its stderr.
+
+    Examples
+    --------
+    >>> script = "import os\ndef run(n):\n    return 1 // n if n != 13 else os.abort()"
+    >>> calls = {"one": (1,), "zero": (0,), "crash": (13,), "after": (2,)}
+    >>> for label, verdict in probe_calls(script, calls).items():
+    ...     print(label, "->", verdict)
+    one -> 1
+    zero -> ZeroDivisionError: integer division or modulo by zero
+    crash -> process crashed (SIGABRT)
+    after -> 0
+    """
+    if not isinstance(script, str):
+        raise ValueError(f"script: expected Python source as a str, got {type(script).__name__}")
+    try:
+        pending = [(str(label), list(args)) for label, args in dict(calls).items()]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"calls: expected a mapping of labels to argument lists, got {calls!r}"
+        ) from None
+    verdicts: dict[str, str] = {}
+    while pending:
+        child = run_python(
+            f"{script}\nCALLS = {pending!r}\n{_PROBE_LOOP}", onednn=onednn, timeout=timeout
+        )
+        for line in child.stdout.splitlines():
+            if line.startswith("["):
+                label, verdict = json.loads(line)
+                verdicts[label] = verdict
+        done = [label for label, _ in pending if label in verdicts]
+        pending = pending[len(done) :]
+        if not pending:
+            break
+        if not child.crashed:
+            raise RuntimeError(
+                f"the probe exited with status {child.returncode} before "
+                f"{pending[0][0]!r}; stderr:\n{child.stderr}"
+            )
+        verdicts[pending[0][0]] = crash_description(child.returncode)
+        pending = pending[1:]
+    return {label: verdicts[label] for label in dict(calls)}

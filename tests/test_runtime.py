@@ -68,3 +68,42 @@ def test_onednn_switch_reaches_tensorflow_in_the_child():
     probe = "from companion.runtime import onednn_enabled; print(onednn_enabled())"
     assert runtime.run_python(probe, onednn=False).stdout.strip() == "False"
     assert runtime.run_python(probe, onednn=True).stdout.strip() == "True"
+
+
+def test_probe_calls_gives_every_call_a_verdict_even_after_crashes():
+    script = (
+        "import os, signal\n"
+        "def run(kind):\n"
+        "    if kind == 'abort':\n"
+        "        os.abort()\n"
+        "    if kind == 'sigill':\n"  # how oneDNN dies on some TensorFlow versions
+        "        os.kill(os.getpid(), signal.SIGILL)\n"
+        "    if kind == 'raise':\n"
+        "        raise ValueError('bad call\\nsecond line')\n"
+        "    return kind.upper()\n"
+    )
+    calls = {
+        "first": ("a",),
+        "aborts": ("abort",),
+        "middle": ("b",),
+        "illegal": ("sigill",),
+        "raises": ("raise",),
+        "last": ("c",),
+    }
+    assert runtime.probe_calls(script, calls) == {
+        "first": "A",
+        "aborts": "process crashed (SIGABRT)",
+        "middle": "B",
+        "illegal": "process crashed (SIGILL)",
+        "raises": "ValueError: bad call",
+        "last": "C",
+    }
+
+
+def test_probe_calls_reports_a_broken_script_and_bad_arguments():
+    with pytest.raises(RuntimeError, match="NameError"):
+        runtime.probe_calls("def run():\n    return undefined_name\nundefined_name", {"a": ()})
+    with pytest.raises(ValueError, match=r"^script: "):
+        runtime.probe_calls(b"def run(): pass", {"a": ()})
+    with pytest.raises(ValueError, match=r"^calls: "):
+        runtime.probe_calls("def run(): pass", ["a"])
