@@ -3,9 +3,9 @@ pads, argument forms, errors.
 
 Three sources of truth:
 
-- property tests run ``tf.nn.conv2d`` in this process on a few hundred generated
-  shapes (whichever CPU path this process uses); they skip only the empty outputs
-  that oneDNN mishandles;
+- property tests run ``tf.nn.conv2d`` on TensorFlow's default CPU path (oneDNN), in a
+  worker process that survives TensorFlow's crashes, on a few hundred generated shapes;
+  they skip only the empty outputs that oneDNN mishandles and its known defects;
 - one subprocess with TensorFlow's reference kernels (``TF_ENABLE_ONEDNN_OPTS=0``)
   decides the edge cases: kernels larger than the input, empty tensors, and the
   inputs the reference kernel rejects;
@@ -23,12 +23,12 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from companion import arguments, arithmetic
-from companion.runtime import onednn_enabled, run_python
+from companion.runtime import run_python
 from tests.helpers import spelled, window_form
 
 tf = pytest.importorskip("tensorflow")
 
-ONEDNN = onednn_enabled()
+TF_VERSION = tuple(int(part) for part in tf.__version__.split(".")[:2])
 
 # --------------------------------------------------------------------------------------
 # Generated convolutions
@@ -92,9 +92,23 @@ def integer_data(case: dict) -> tuple[np.ndarray, np.ndarray]:
     return x, w
 
 
+def tensorflow(worker, **kwargs) -> tuple:
+    """One tf.nn.conv2d call in the worker: ``("ok", array)``, ``("error", type, message)``, or
+    ``("crashed", how)`` where TensorFlow killed the worker (a new one takes over)."""
+    [result] = worker.call([("conv2d", kwargs)])
+    if result[0] == "crashed":
+        # A known TensorFlow defect: oneDNN segfaults on some explicit-pad, stride and
+        # dilation geometries on TensorFlow 2.16 to 2.19 (none seen from 2.20 on).
+        assert TF_VERSION < (2, 20), f"tf.nn.conv2d crashed on TensorFlow {TF_VERSION}"
+        event("a known TensorFlow defect: oneDNN crashed (TensorFlow 2.16-2.19)")
+    return result
+
+
 @settings(max_examples=400, deadline=None)
 @given(convolutions())
-def test_output_shape_and_pads_match_tf_nn_conv2d(case):
+def test_output_shape_and_pads_match_tf_nn_conv2d(default, case):
+    # tf.nn.conv2d runs in the default-path worker (tests/conftest.py), so that a crash of
+    # TensorFlow's is a recorded result, not the end of the test run.
     nhwc, nchw, filter_shape = shapes(case)
     kwargs = tf_arguments(case, "NHWC")
     x, w = integer_data(case)
@@ -104,17 +118,22 @@ def test_output_shape_and_pads_match_tf_nn_conv2d(case):
         # The only error left for valid arguments: a negative computed size,
         # which both CPU paths reject.
         assert "negative" in str(error)
-        with pytest.raises(tf.errors.InvalidArgumentError, match="would be negative"):
-            tf.nn.conv2d(x, w, **kwargs)
+        outcome = tensorflow(default, input=x, filters=w, **kwargs)
+        if outcome[0] != "crashed":
+            assert outcome[0] == "error" and outcome[1] == "InvalidArgumentError"
+            assert "would be negative" in outcome[2]
         event("negative size: both reject")
         return
     if 0 in expected:
         # oneDNN returns a wrongly shaped tensor here; the reference kernel an
         # empty one. test_edge_cases_match_the_reference_kernel covers these.
         event("empty output")
-        if ONEDNN:
-            return
-    result = tf.nn.conv2d(x, w, **kwargs).numpy()
+        return
+    outcome = tensorflow(default, input=x, filters=w, **kwargs)
+    if outcome[0] == "crashed":
+        return
+    assert outcome[0] == "ok", outcome
+    result = outcome[1]
     assert result.shape == expected
 
     # The same arithmetic in NCHW: the NHWC answer with its axes moved.
@@ -133,20 +152,33 @@ def test_output_shape_and_pads_match_tf_nn_conv2d(case):
         case["width"], case["kw"], sw, dw, pad if pad in ("SAME", "VALID") else pad[1]
     )
     padded = np.pad(x, [(0, 0), rows, cols, (0, 0)])
-    valid = tf.nn.conv2d(padded, w, kwargs["strides"], "VALID", dilations=kwargs["dilations"])
-    if ONEDNN and case["batch"] >= 2 and expected[2] == 1 and sw > 1 and sh == 1:
-        # A known oneDNN defect (chapter 2, TensorFlow 2.21): float32, two or more
-        # images, a stride along the width only and one output column give wrong values
-        # without an error. The shapes above are still checked; the values are not.
+    valid = tensorflow(
+        default,
+        input=padded,
+        filters=w,
+        strides=kwargs["strides"],
+        padding="VALID",
+        dilations=kwargs["dilations"],
+    )
+    if valid[0] == "crashed":
+        return
+    if case["batch"] >= 2 and expected[2] == 1 and sw > 1 and sh == 1:
+        # A known oneDNN defect (chapter 2, seen on TensorFlow 2.21): float32, two or
+        # more images, a stride along the width only and one output column give wrong
+        # values without an error. The shapes above are still checked; the values not.
         event("oneDNN wrong-values defect: values not compared")
         return
-    assert np.array_equal(valid.numpy(), result)
+    if TF_VERSION < (2, 17) and case["width"] == 1 and sw > 1 and pad == "SAME":
+        # TensorFlow 2.16's oneDNN returns garbage for SAME, input width 1, stride 2.
+        event("a known TensorFlow 2.16 defect: values not compared")
+        return
+    assert np.array_equal(valid[1], result)
     event(f"padding {case['padding'] if isinstance(case['padding'], str) else 'explicit'}")
 
 
 @settings(max_examples=12, deadline=None)
 @given(convolutions())
-def test_nchw_forward_through_xla_matches_nhwc(case):
+def test_nchw_forward_through_xla_matches_nhwc(default, case):
     # TF's own CPU kernels run NCHW only with oneDNN; XLA's run it in both modes.
     _, nchw, filter_shape = shapes(case)
     try:
@@ -157,11 +189,18 @@ def test_nchw_forward_through_xla_matches_nhwc(case):
         return
     x, w = integer_data(case)
     nchw_kwargs = tf_arguments(case, "NCHW")
-    compiled = tf.function(lambda a, b: tf.nn.conv2d(a, b, **nchw_kwargs), jit_compile=True)
-    result = compiled(x.transpose(0, 3, 1, 2), w).numpy()
-    assert result.shape == expected
-    reference = tf.nn.conv2d(x, w, **tf_arguments(case, "NHWC")).numpy()
-    assert np.array_equal(result, reference.transpose(0, 3, 1, 2))
+    [compiled, reference] = default.call(
+        [
+            ("conv2d_xla", {"input": x.transpose(0, 3, 1, 2), "filters": w, **nchw_kwargs}),
+            ("conv2d", {"input": x, "filters": w, **tf_arguments(case, "NHWC")}),
+        ]
+    )
+    if "crashed" in (compiled[0], reference[0]):
+        assert TF_VERSION < (2, 20), f"tf.nn.conv2d crashed on TensorFlow {TF_VERSION}"
+        return
+    assert compiled[0] == reference[0] == "ok", (compiled, reference)
+    assert compiled[1].shape == expected
+    assert np.array_equal(compiled[1], reference[1].transpose(0, 3, 1, 2))
 
 
 # --------------------------------------------------------------------------------------

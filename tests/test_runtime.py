@@ -107,3 +107,15 @@ def test_probe_calls_reports_a_broken_script_and_bad_arguments():
         runtime.probe_calls(b"def run(): pass", {"a": ()})
     with pytest.raises(ValueError, match=r"^calls: "):
         runtime.probe_calls("def run(): pass", ["a"])
+
+
+def test_the_tensorflow_worker_survives_a_crash():
+    from tests.tf_worker import TFWorker
+
+    worker = TFWorker(onednn=False)
+    try:
+        results = worker.call([("onednn", {}), ("abort", {}), ("onednn", {})])
+    finally:
+        worker.close()
+    assert results == [("ok", False), ("crashed", "signal SIGABRT"), ("ok", False)]
+    assert worker.crashes == 1

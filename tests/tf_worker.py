@@ -10,13 +10,18 @@ keeps one child per path alive and sends it batches of calls over a pipe
 so its results do not depend on how the test run was started.
 
 The child knows a few functions (see ``_FUNCTIONS``); each call in a batch
-returns ``("ok", value)`` or ``("error", exception type name, message)``.
+returns ``("ok", value)`` or ``("error", exception type name, message)``, or
+``("crashed", description)`` when it killed the child: TensorFlow's oneDNN path
+aborts or segfaults on some inputs (on TensorFlow 2.16 to 2.19 more than on
+later versions). The worker then starts a new child and goes on with the
+calls after it, so one crash never takes the test process down with it.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -34,9 +39,25 @@ def onednn():
     return onednn_enabled()
 
 
+def abort():
+    """Kill this process, as TensorFlow's oneDNN path does on some inputs (for the tests)."""
+    import os
+
+    os.abort()
+
+
 def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None):
     """tf.nn.conv2d itself."""
     return tf.nn.conv2d(input, filters, strides, padding, data_format, dilations).numpy()
+
+
+def conv2d_xla(input, filters, strides, padding, data_format="NHWC", dilations=None):
+    """tf.nn.conv2d compiled by XLA (which runs NCHW on either CPU path)."""
+    compiled = tf.function(
+        lambda a, b: tf.nn.conv2d(a, b, strides, padding, data_format, dilations),
+        jit_compile=True,
+    )
+    return compiled(input, filters).numpy()
 
 
 def grads(input, filters, out_backprop, strides, padding, data_format="NHWC", dilations=None):
@@ -122,13 +143,12 @@ _namespace = {}
 exec(FUNCTIONS, _namespace)
 _write("ready")
 while (batch := _read()) is not None:
-    results = []
-    for name, kwargs in batch:
+    for name, kwargs in batch:  # one answer per call, as soon as it is known
         try:
-            results.append(("ok", _namespace[name](**kwargs)))
+            result = ("ok", _namespace[name](**kwargs))
         except Exception as error:
-            results.append(("error", type(error).__name__, str(error)))
-    _write(results)
+            result = ("error", type(error).__name__, str(error))
+        _write(result)
 """
 
 
@@ -143,11 +163,15 @@ class TFWorker:
     """
 
     def __init__(self, onednn: bool) -> None:
+        self.onednn = onednn
+        self.crashes = 0
+        self._start()
+
+    def _start(self) -> None:
         env = dict(os.environ)
-        env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1" if self.onednn else "0"
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         env.setdefault("CUDA_VISIBLE_DEVICES", "")
-        self.onednn = onednn
         self._stderr = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
             [sys.executable, "-c", f"FUNCTIONS = {_FUNCTIONS!r}\n{_MAIN}"],
@@ -159,22 +183,50 @@ class TFWorker:
         self._ready = False
 
     def _read(self) -> Any:
+        """The child's next message, or ``None`` when it died."""
         header = self._process.stdout.read(8)
         if len(header) < 8:
-            self._stderr.seek(0)
-            log = self._stderr.read().decode(errors="replace")[-4000:]
-            raise RuntimeError(f"the TensorFlow worker stopped; its stderr ends with:\n{log}")
+            return None
         return pickle.loads(self._process.stdout.read(struct.unpack("<Q", header)[0]))
 
+    def _log(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-4000:]
+
     def call(self, batch: list[tuple[str, dict[str, Any]]]) -> list[tuple]:
-        """Run ``[(function name, keyword arguments), ...]`` in the child; return the results."""
-        if not self._ready:
-            assert self._read() == "ready"
-            self._ready = True
-        data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
-        self._process.stdin.write(struct.pack("<Q", len(data)) + data)
-        self._process.stdin.flush()
-        return self._read()
+        """Run ``[(function name, keyword arguments), ...]`` in the child; return the results.
+
+        A call that kills the child gets ``("crashed", "signal SIGSEGV")`` (or its exit
+        status); a new child runs the calls after it.
+        """
+        results: list[tuple] = []
+        while len(results) < len(batch):
+            if not self._ready:
+                if self._read() != "ready":
+                    raise RuntimeError(f"the TensorFlow worker did not start:\n{self._log()}")
+                self._ready = True
+            pending = batch[len(results) :]
+            data = pickle.dumps(pending, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                self._process.stdin.write(struct.pack("<Q", len(data)) + data)
+                self._process.stdin.flush()
+            except BrokenPipeError:
+                pass  # it died while idle: the read below finds out
+            for _ in pending:
+                answer = self._read()
+                if answer is None:
+                    status = self._process.wait()
+                    if status < 0:
+                        what = f"signal {signal.Signals(-status).name}"
+                    else:
+                        what = f"exit status {status}"
+                    results.append(("crashed", what))
+                    self.crashes += 1
+                    self._stderr.close()
+                    self._start()
+                    break
+                results.append(answer)
+        return results
 
     def close(self) -> None:
         """End the child (closing its input ends its loop) and release the log file."""
