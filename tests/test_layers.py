@@ -566,7 +566,17 @@ x_nchw = np.transpose(x, (0, 3, 1, 2))
 nchw.build(x_nchw.shape)
 nchw.set_weights(twin.get_weights())
 expected = np.transpose(twin(x).numpy(), (0, 3, 1, 2))
-facts["nchw_equals_nhwc"] = bool(np.array_equal(nchw(x_nchw).numpy(), expected))
+got = nchw(x_nchw).numpy()
+facts["nchw_equals_nhwc"] = bool(np.array_equal(got, expected))
+# 3x3x4 = 36 products per output: both within float32's worst-case bound of the exact sum.
+magnitude = np.transpose(
+    tf.nn.conv2d(np.abs(x), np.abs(twin.kernel.numpy()), 2, "SAME").numpy()
+    + np.abs(twin.bias.numpy()), (0, 3, 1, 2)
+)
+facts["nchw_within_bound"] = bool(
+    np.all(np.abs(got - expected) <= 2 * 37 * 2.0**-24 / (1 - 37 * 2.0**-24) * magnitude)
+)
+facts["tf_version"] = tf.__version__
 facts["nchw_gradient"] = gradient(nchw, x_nchw)
 print(json.dumps(facts))
 """
@@ -586,7 +596,14 @@ def test_forward_pass_is_the_same_on_both_paths(path_facts, onednn):
     assert facts["native_nchw"] is onednn  # no GPU here
     assert facts["dilated_equals_tf"] is True
     assert facts["equals_conv2d"] is True
-    assert facts["nchw_equals_nhwc"] is True  # natively with oneDNN, by transposing without
+    # Natively with oneDNN, by transposing without. oneDNN's NCHW and NHWC kernels agree
+    # bit for bit from TensorFlow 2.20 on (verified on 2.20 and 2.21); on 2.16-2.19 they
+    # add in other orders, each within the rounding bound (seen on 2.16 and on 2.19).
+    version = tuple(int(v) for v in facts["tf_version"].split(".")[:2])
+    if onednn and version < (2, 20):
+        assert facts["nchw_within_bound"] is True
+    else:
+        assert facts["nchw_equals_nhwc"] is True
     assert facts["nchw_gradient"] is True
 
 

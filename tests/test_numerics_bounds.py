@@ -378,7 +378,7 @@ def test_conv_error_bound_with_infinities_and_nan(name):
     assert special.any() and not special.all()
     assert np.all(np.isfinite(bound)) and np.all(bound[special] == 0)
     assert np.all(bound[~special] > 0)
-    finite_x = np.where(np.isfinite(x.astype(np.float64)), x, 0).astype(dtype)
+    finite_x = np.where(np.isfinite(x.astype(np.float64)), x, np.zeros((), dtype)).astype(dtype)
     np.testing.assert_array_equal(
         bound[~special], conv_error_bound(finite_x, w, 1, "SAME")[~special]
     )

@@ -47,7 +47,8 @@ def scalar_pairwise(values):
 
 def scalar_kahan(values):
     # Higham (2002), Algorithm 4.2, one scalar at a time.
-    total, error = values[0], values[0] * 0
+    # The accumulator in the values' own format (values[0] * 0 is float64 under NumPy 1.26).
+    total, error = values[0], np.zeros((), np.asarray(values[0]).dtype)[()]
     for value in values[1:]:
         temp = total
         y = value + error

@@ -409,7 +409,7 @@ def _exact(x: np.ndarray, w: np.ndarray, geometry) -> np.ndarray:
         slack = g / (1 - g) * magnitude * (1 + 2.0**-40) + 2.0**-1000
         rounded = cast_once(value, x.dtype)
         finite = np.isfinite(rounded) & np.isfinite(slack)
-        centre_value = np.where(finite, rounded, 0).astype(x.dtype)
+        centre_value = np.where(finite, rounded, np.zeros((), x.dtype)).astype(x.dtype)
         below = next_float(centre_value, np.full(rounded.shape, -1)).astype(np.float64)
         above = next_float(centre_value, np.full(rounded.shape, 1)).astype(np.float64)
         centre = centre_value.astype(np.float64)

@@ -163,8 +163,8 @@ def native(array: np.ndarray) -> np.ndarray:
     Examples
     --------
     >>> big = np.array([1.5], ">f8")
-    >>> native(big).dtype.isnative, native(big)[0] == big[0]
-    (True, np.True_)
+    >>> native(big).dtype.isnative, bool(native(big)[0] == big[0])
+    (True, True)
     """
     if array.dtype.isnative:
         return array

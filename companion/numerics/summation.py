@@ -279,7 +279,7 @@ def _summation(moved: np.ndarray, method: str, dtype: np.dtype) -> np.ndarray:
             new = total + corrected
             compensation = (new - total) - corrected
             # Past an infinity the compensation is inf − inf: IEEE's sum is the infinity.
-            compensation = np.where(np.isfinite(new), compensation, 0).astype(dtype)
+            compensation = np.where(np.isfinite(new), compensation, np.zeros((), dtype))
             total = new
         return np.asarray(total, dtype)[()]
     rows = np.moveaxis(moved, 0, -1).astype(np.float64).reshape(-1, moved.shape[0])
