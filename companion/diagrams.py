@@ -1132,9 +1132,7 @@ def backward_diagram(
         lw=1.0,
         linestyle="--",
     )
-    ax.set_title(
-        f"output gradient, zeros inserted: {len(hits)} taps reach {cell}", fontsize=8.5
-    )
+    ax.set_title(f"output gradient, zeros inserted: {len(hits)} taps reach {cell}", fontsize=8.5)
     _finish_axes(ax, wp + ew, hp + eh)
     # Top right: the padded input gradient; the padding's rows are cropped away.
     ax = axes[0, 1]
@@ -1294,7 +1292,8 @@ def dtype_flow(
             "1  cast the batch to float32: both paths compute in float32 "
             "(the op follows its input)\n"
             '2  Conv2D(..., dtype="float64"): this layer computes in float64, no cast\n'
-            '3  keras.config.set_floatx("float64") before building: every new layer\'s policy',
+            '3  keras.config.set_floatx("float64") before the first layer exists: '
+            "new layers compute in float64",
             ha="left",
             va="top",
             fontsize=8,
