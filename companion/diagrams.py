@@ -19,6 +19,7 @@ Drawing functions return the figure (or the animation) and never call
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,6 +165,14 @@ class WindowLayout:
     taps : ndarray of int, shape (out_h, out_w, kh, kw, 2)
         ``taps[i, j, p, q]`` is the ``(row, column)`` in the *padded* input
         that kernel tap ``(p, q)`` reads for output ``(i, j)``.
+
+    Examples
+    --------
+    >>> layout = window_layout(5, 4, padding="SAME")  # made by window_layout (chapter 2)
+    >>> layout.pads, layout.padded_size, int(layout.padding_mask.sum())
+    (((1, 2), (1, 2)), (8, 8), 39)
+    >>> layout.apply(np.ones((5, 5)), np.ones((4, 4)))[0].tolist()
+    [9.0, 12.0, 12.0, 9.0, 6.0]
     """
 
     input_size: tuple[int, int]
@@ -447,7 +456,7 @@ def _cell(
     size: float = 1.0,
     zorder: float = 1,
 ) -> None:
-    """One square cell with its lower-left... (row-down) corner at ``(x, y)``."""
+    """One square cell whose top-left corner is ``(x, y)`` (rows grow downwards)."""
     ax.add_patch(
         Rectangle(
             (x, y),
@@ -762,14 +771,14 @@ def sliding_window_animation(
     Returns
     -------
     matplotlib.animation.FuncAnimation
-        Its figure is ``animation._fig``; close it after rendering.
+        :func:`animation_html` renders it and closes its figure.
 
     Examples
     --------
     >>> anim = sliding_window_animation(4, 3, padding="SAME")
     >>> anim._save_count  # one frame per output pixel
     16
-    >>> plt.close(anim._fig)
+    >>> html = animation_html(anim)
     """
     layout = window_layout(input_size, kernel_size, strides, padding, dilations)
     output = _values(layout, image, kernel)
@@ -800,34 +809,53 @@ _ICONS = {
 }
 
 
-def animation_html(anim: mpl_animation.FuncAnimation, *, dpi: int = 80) -> str:
+def animation_html(anim: mpl_animation.FuncAnimation, *, dpi: int = 80, close: bool = True) -> str:
     """An animation as self-contained HTML: frames, controls and script, nothing fetched.
 
     Matplotlib's ``to_jshtml`` draws its buttons with an icon font loaded
     from a CDN; that request fails offline (and on this book's site, which
     must need no other host), so the icons are replaced by plain characters.
-    Display the result with ``IPython.display.HTML``. Chapter 2.
+    Its random element id is replaced by one derived from the frames, so the
+    same animation always gives the same HTML. Display the result with
+    ``IPython.display.HTML``. Chapter 2.
+
+    Parameters
+    ----------
+    anim : matplotlib.animation.FuncAnimation
+        For example from :func:`sliding_window_animation`.
+    dpi : int, optional
+        Resolution of the embedded PNG frames (lower keeps the page light).
+    close : bool, optional
+        Close the animation's figure afterwards, so that it is not shown
+        a second time as a still image.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
-    >>> anim = sliding_window_animation(3, 2)
-    >>> html = animation_html(anim)
-    >>> "cdn" in html, 'title="Play"' in html
-    (False, True)
-    >>> plt.close(anim._fig)
+    >>> html = animation_html(sliding_window_animation(3, 2))
+    >>> again = animation_html(sliding_window_animation(3, 2))
+    >>> "cdn" in html, 'title="Play"' in html, html == again
+    (False, True, True)
     """
-    saved = anim._fig.get_dpi()
-    anim._fig.set_dpi(dpi)
+    figure = anim._fig
     try:
-        html = anim.to_jshtml(default_mode="loop")
+        with plt.rc_context({"savefig.dpi": dpi}):
+            html = anim.to_jshtml(default_mode="loop")
     finally:
-        anim._fig.set_dpi(saved)
+        if close:
+            plt.close(figure)
     html = re.sub(r'<link rel="stylesheet"\s*href="[^"]*font-awesome[^"]*">', "", html)
 
     def icon(match: re.Match) -> str:
         return _ICONS.get(match.group(1), match.group(1))
 
-    return re.sub(r'<i class="fa fa-([\w -]+?)"></i>', icon, html)
+    html = re.sub(r'<i class="fa fa-([\w -]+?)"></i>', icon, html)
+    random_id = re.search(r'id="_anim_img(\w+)"', html).group(1)
+    stable = hashlib.sha256(html.replace(random_id, "").encode()).hexdigest()[:16]
+    return html.replace(random_id, f"diagram{stable}")
 
 
 # --------------------------------------------------------------------------------------
