@@ -456,19 +456,36 @@ def _cell(
     size: float = 1.0,
     zorder: float = 1,
 ) -> None:
-    """One square cell whose top-left corner is ``(x, y)`` (rows grow downwards)."""
+    """One square cell whose top-left corner is ``(x, y)`` (rows grow downwards).
+
+    A hatched cell gets its hatch in a light grey, under a dark border, and its
+    text on a small patch of its fill, so that the text stays readable.
+    """
+    light = hatch is not None
     ax.add_patch(
         Rectangle(
             (x, y),
             size,
             size,
             facecolor=fill,
-            edgecolor=edge,
-            linewidth=linewidth,
+            edgecolor="#a0a0a0" if light else edge,
+            linewidth=0 if light else linewidth,
             hatch=hatch,
             zorder=zorder,
         )
     )
+    if light:
+        ax.add_patch(
+            Rectangle(
+                (x, y),
+                size,
+                size,
+                fill=False,
+                edgecolor=edge,
+                linewidth=linewidth,
+                zorder=zorder,
+            )
+        )
     if text:
         ax.text(
             x + size / 2,
@@ -479,6 +496,7 @@ def _cell(
             fontsize=fontsize,
             color=color,
             zorder=8,
+            bbox={"facecolor": fill, "edgecolor": "none", "pad": 0.6} if light else None,
         )
 
 
@@ -798,13 +816,13 @@ def sliding_window_animation(
 
 _ICONS = {
     "minus": "−",
-    "fast-backward": "⏮",
-    "step-backward": "◀❙",
+    "fast-backward": "❙◀◀",
+    "step-backward": "❙◀",
     "play fa-flip-horizontal": "◀",
     "pause": "❙❙",
     "play": "▶",
-    "step-forward": "❙▶",
-    "fast-forward": "⏭",
+    "step-forward": "▶❙",
+    "fast-forward": "▶▶❙",
     "plus": "+",
 }
 
@@ -901,7 +919,7 @@ def window_gallery(cases: Sequence[dict], *, ncols: int = 3) -> plt.Figure:
         layout = window_layout(**arguments)
         h, w = layout.input_size
         numbers = np.arange(1, h * w + 1).reshape(h, w)
-        _draw_padded_input(ax, layout, numbers, fontsize=7.5)
+        _draw_padded_input(ax, layout, numbers, fontsize=7.5, pad_text=False)
         oh, ow = layout.output_size
         if oh and ow:
             _draw_window(ax, layout, 0, 0, COLORS["window"])
