@@ -827,7 +827,7 @@ _ICONS = {
 }
 
 
-def animation_html(anim: mpl_animation.FuncAnimation, *, dpi: int = 80, close: bool = True) -> str:
+def animation_html(anim: mpl_animation.FuncAnimation, *, dpi: int = 100, close: bool = True) -> str:
     """An animation as self-contained HTML: frames, controls and script, nothing fetched.
 
     Matplotlib's ``to_jshtml`` draws its buttons with an icon font loaded
