@@ -6,6 +6,9 @@ have built it up in the open:
 - :mod:`companion.runtime`: which TensorFlow path runs (oneDNN or the
   reference kernels), the library versions, and running a snippet in a fresh
   interpreter in either mode.
+- :mod:`companion.diagrams`: pictures of the convolution arithmetic (windows, padding,
+  strides, dilations, groups, im2col, gradients, dtypes, floating-point numbers), drawn
+  from :mod:`companion.padding` and checked against ``tf.nn.conv2d`` (chapters 2, 3, 5, 6).
 - :mod:`companion.images`: scikit-learn's sample photographs as a batch, the
   hand-made filters of chapter 1, and stacking 2-D kernels into a filter.
 - :mod:`companion.plotting`: image and kernel grids drawn the same way in every chapter.
