@@ -56,3 +56,18 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield chromium
         chromium.close()
+
+
+def offline_context(browser, site_url: str):
+    """A 1280 × 900 browser context that refuses every request to another host, as an
+    offline reader's browser would fail them."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+    def only_this_site(route):
+        if route.request.url.startswith(site_url):
+            route.continue_()
+        else:
+            route.abort()
+
+    context.route("**/*", only_this_site)
+    return context

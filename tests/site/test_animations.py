@@ -9,7 +9,7 @@ frame, and stepping or playing must change the frame shown, with no console erro
 from __future__ import annotations
 
 import pytest
-from conftest import SITE
+from conftest import SITE, offline_context
 from test_site import ENTRIES, page_url, watch
 
 PAGES = [
@@ -32,15 +32,7 @@ def _frame(page, index: int) -> str:
 
 @pytest.mark.parametrize("file", PAGES)
 def test_animations_play_without_a_kernel(browser, site_url, file):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-
-    def only_this_site(route):
-        if route.request.url.startswith(site_url):
-            route.continue_()
-        else:
-            route.abort()
-
-    context.route("**/*", only_this_site)
+    context = offline_context(browser, site_url)
     page = context.new_page()
     record: dict = {"console": [], "failed": []}
     watch(page, record)

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 import pytest
 import yaml
-from conftest import ROOT, SCREENSHOTS, SITE
+from conftest import ROOT, SCREENSHOTS, SITE, offline_context
 
 from tools import setup_cells, toc
 
@@ -55,15 +55,7 @@ def visits(browser, site_url) -> dict[str, dict]:
     """Load every page once; record what the checks need and save a screenshot."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     results = {}
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-
-    def only_this_site(route):
-        if route.request.url.startswith(site_url):
-            route.continue_()
-        else:
-            route.abort()
-
-    context.route("**/*", only_this_site)
+    context = offline_context(browser, site_url)
     for entry in ENTRIES:
         page = context.new_page()
         record: dict = {"console": [], "failed": []}
