@@ -18,7 +18,7 @@ Drawing functions return the figure (or the animation) and never call
 """
 
 from companion.diagrams.computation import backward_diagram, dtype_flow, im2col_diagram
-from companion.diagrams.drawing import COLORS
+from companion.diagrams.drawing import COLORS, WIDTH
 from companion.diagrams.layout import (
     WindowLayout,
     binades,
@@ -43,6 +43,7 @@ __all__ = [
     "COLORS",
     "PADDING_CASES",
     "STRIDE_DILATION_CASES",
+    "WIDTH",
     "WindowLayout",
     "animation_html",
     "backward_diagram",

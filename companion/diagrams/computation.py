@@ -12,11 +12,11 @@ from companion import arithmetic
 from companion.diagrams.drawing import (
     COLORS,
     WIDTH,
-    cell,
+    draw_cell,
+    draw_outline,
     draw_padded_input,
     draw_window,
     finish_axes,
-    outline,
     tint,
     title_of,
 )
@@ -78,8 +78,8 @@ def im2col_diagram(
             fill, hatch = tint(COLORS["input"], 0.35), None
         if r == current:
             fill = tint(COLORS["kernel"], 0.55) if value else fill
-        cell(right, c, r, fill, text=str(value), hatch=hatch, fontsize=7)
-    outline(right, 0, current, cols, 1, COLORS["window"])
+        draw_cell(right, c, r, fill, text=str(value), hatch=hatch, fontsize=7)
+    draw_outline(right, 0, current, cols, 1, COLORS["window"])
     for c in range(cols):
         right.text(
             c + 0.5, -0.15, f"{c // kw},{c % kw}", ha="center", va="bottom", fontsize=7, rotation=90
@@ -142,7 +142,7 @@ def backward_diagram(
         for c in range(-ew, wp):
             found = np.argwhere((anchors[..., 0] == r) & (anchors[..., 1] == c))
             if not len(found):
-                cell(
+                draw_cell(
                     ax,
                     c + ew,
                     r + eh,
@@ -155,7 +155,7 @@ def backward_diagram(
             i, j = (int(v) for v in found[0])
             if (i, j) in weight_at:
                 p, q = weight_at[i, j]
-                cell(
+                draw_cell(
                     ax,
                     c + ew,
                     r + eh,
@@ -167,11 +167,11 @@ def backward_diagram(
                     zorder=4,
                 )
             else:
-                cell(
+                draw_cell(
                     ax, c + ew, r + eh, tint(COLORS["gradient"], 0.4), text=f"dy{i}{j}", fontsize=7
                 )
     r0, c0 = cell
-    outline(
+    draw_outline(
         ax,
         c0,
         r0,
@@ -187,8 +187,8 @@ def backward_diagram(
     ax = axes[0, 1]
     for (r, c), is_pad in np.ndenumerate(layout.padding_mask):
         fill = tint(COLORS["padding"], 0.6) if is_pad else tint(COLORS["gradient"], 0.25)
-        cell(ax, c, r, fill, hatch="///" if is_pad else None)
-    outline(ax, cell[1], cell[0], 1, 1, COLORS["window"])
+        draw_cell(ax, c, r, fill, hatch="///" if is_pad else None)
+    draw_outline(ax, cell[1], cell[0], 1, 1, COLORS["window"])
     ax.set_title("input gradient (padded): padding cropped", fontsize=8.5)
     finish_axes(ax, wp, hp)
     # Bottom left: the input cells one tap read.
@@ -197,15 +197,15 @@ def backward_diagram(
     p, q = tap
     for i, j in np.ndindex(oh, ow):
         r, c = layout.taps[i, j, p, q]
-        outline(ax, c + 0.05, r + 0.05, 0.9, 0.9, COLORS["window"], lw=1.8)
+        draw_outline(ax, c + 0.05, r + 0.05, 0.9, 0.9, COLORS["window"], lw=1.8)
         ax.text(c + 0.5, r + 0.5, f"dy{i}{j}", ha="center", va="center", fontsize=7, zorder=8)
     ax.set_title(f"input: cells tap {tap} read, times dy", fontsize=8.5)
     finish_axes(ax, wp, hp)
     # Bottom right: the filter gradient.
     ax = axes[1, 1]
     for a, b in np.ndindex(kh, kw):
-        cell(ax, b, a, tint(COLORS["kernel"], 0.45), text=f"dw{a}{b}", fontsize=8)
-    outline(ax, q, p, 1, 1, COLORS["window"])
+        draw_cell(ax, b, a, tint(COLORS["kernel"], 0.45), text=f"dw{a}{b}", fontsize=8)
+    draw_outline(ax, q, p, 1, 1, COLORS["window"])
     ax.set_title(f"filter gradient: dw{p}{q} sums {oh * ow} products", fontsize=8.5)
     finish_axes(ax, max(kw, 3), max(kh, 3))
     fig.suptitle(title_of(layout), fontsize=9)

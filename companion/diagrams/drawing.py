@@ -31,7 +31,7 @@ def tint(color: str, amount: float = 0.45) -> tuple[float, float, float]:
     return (1 - amount + amount * r, 1 - amount + amount * g, 1 - amount + amount * b)
 
 
-def cell(
+def draw_cell(
     ax: plt.Axes,
     x: float,
     y: float,
@@ -90,7 +90,7 @@ def cell(
         )
 
 
-def outline(
+def draw_outline(
     ax: plt.Axes, x: float, y: float, w: float, h: float, color: str, lw: float = 2.2, **kw
 ) -> None:
     ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=color, linewidth=lw, zorder=5, **kw))
@@ -120,7 +120,7 @@ def draw_padded_input(
     mask = layout.padding_mask
     for (r, c), is_pad in np.ndenumerate(mask):
         if is_pad:
-            cell(
+            draw_cell(
                 ax,
                 x0 + c,
                 y0 + r,
@@ -132,7 +132,7 @@ def draw_padded_input(
             )
         else:
             text = "" if labels is None else str(labels[r - top, c - left])
-            cell(ax, x0 + c, y0 + r, tint(COLORS["input"], 0.35), text=text, fontsize=fontsize)
+            draw_cell(ax, x0 + c, y0 + r, tint(COLORS["input"], 0.35), text=text, fontsize=fontsize)
 
 
 def draw_window(
@@ -178,7 +178,7 @@ def draw_window(
             )
     top, left = taps[0, 0]
     bottom, right = taps[-1, -1]
-    outline(
+    draw_outline(
         ax,
         x0 + left,
         y0 + top,
@@ -210,7 +210,7 @@ def step_frame(
     x_right = wp + 2.0
     for p, q in np.ndindex(kh, kw):
         text = "" if kernel is None else str(int(kernel[p, q]))
-        cell(ax, x_right + q, 0.8 + p, tint(COLORS["kernel"], 0.55), text=text)
+        draw_cell(ax, x_right + q, 0.8 + p, tint(COLORS["kernel"], 0.55), text=text)
     y_out = 0.8 + kh + 1.4
     done = i * ow + j
     for a, b in np.ndindex(oh, ow):
@@ -219,8 +219,8 @@ def step_frame(
         fill = tint(COLORS["output"], 0.4) if index < done else "white"
         if index == done:
             fill = tint(COLORS["window"], 0.45)
-        cell(ax, x_right + b, y_out + a, fill, text=text)
-    outline(ax, x_right + j, y_out + i, 1, 1, COLORS["window"], lw=2.2)
+        draw_cell(ax, x_right + b, y_out + a, fill, text=text)
+    draw_outline(ax, x_right + j, y_out + i, 1, 1, COLORS["window"], lw=2.2)
     r, c = layout.taps[i, j, -1, -1]
     ax.add_patch(
         FancyArrowPatch(
@@ -270,7 +270,7 @@ def title_of(layout: WindowLayout) -> str:
     )
 
 
-def values(
+def window_values(
     layout: WindowLayout, image: np.ndarray | None, kernel: np.ndarray | None
 ) -> np.ndarray | None:
     if image is None or kernel is None:

@@ -14,8 +14,8 @@ from matplotlib.patches import Rectangle
 from companion.diagrams.drawing import (
     COLORS,
     WIDTH,
-    cell,
     default_steps,
+    draw_cell,
     draw_padded_input,
     draw_window,
     finish_axes,
@@ -23,7 +23,7 @@ from companion.diagrams.drawing import (
     step_frame,
     tint,
     title_of,
-    values,
+    window_values,
 )
 from companion.diagrams.layout import (
     group_connections,
@@ -127,7 +127,7 @@ def sliding_window(
     >>> plt.close(fig)
     """
     layout = window_layout(input_size, kernel_size, strides, padding, dilations)
-    output = values(layout, image, kernel)
+    output = window_values(layout, image, kernel)
     kernel_labels = None if kernel is None else np.asarray(kernel).astype(int)
     steps = list(steps) if steps is not None else default_steps(layout, 4)
     ncols = min(ncols, len(steps))
@@ -191,7 +191,7 @@ def sliding_window_animation(
     >>> html = animation_html(anim)
     """
     layout = window_layout(input_size, kernel_size, strides, padding, dilations)
-    output = values(layout, image, kernel)
+    output = window_values(layout, image, kernel)
     kernel_labels = None if kernel is None else np.asarray(kernel).astype(int)
     oh, ow = layout.output_size
     steps = [(i, j) for i in range(oh) for j in range(ow)][:max_frames]
@@ -381,9 +381,9 @@ def grouped_channels(in_channels: int, in_depth: int, out_channels: int) -> plt.
             linewidth=1.2,
         )
     for c, x in enumerate(xs_in):
-        cell(ax, x, 0, tint(COLORS["input"], 0.5), text=f"c{c}", size=0.8, fontsize=8)
+        draw_cell(ax, x, 0, tint(COLORS["input"], 0.5), text=f"c{c}", size=0.8, fontsize=8)
     for o, x in enumerate(xs_out):
-        cell(ax, x, 2.6, tint(COLORS["output"], 0.45), text=f"o{o}", size=0.8, fontsize=8)
+        draw_cell(ax, x, 2.6, tint(COLORS["output"], 0.45), text=f"o{o}", size=0.8, fontsize=8)
     ax.text(-0.6, 0.4, "input\nchannels", ha="right", va="center", fontsize=8)
     ax.text(-0.6, 3.0, "output\nchannels", ha="right", va="center", fontsize=8)
     for g in range(groups):
