@@ -17,8 +17,9 @@ Drawing functions return the figure (or the animation) and never call
 ``plt.show()``: the notebooks do.
 """
 
+from companion.diagrams import drawing as _drawing
+from companion.diagrams import windows as _windows
 from companion.diagrams.computation import backward_diagram, dtype_flow, im2col_diagram
-from companion.diagrams.drawing import COLORS, WIDTH
 from companion.diagrams.layout import (
     WindowLayout,
     binades,
@@ -30,14 +31,21 @@ from companion.diagrams.layout import (
 )
 from companion.diagrams.numbers import float_number_line, summation_trees
 from companion.diagrams.windows import (
-    PADDING_CASES,
-    STRIDE_DILATION_CASES,
     animation_html,
     grouped_channels,
     sliding_window,
     sliding_window_animation,
     window_gallery,
 )
+
+#: One colour per meaning, for every diagram in the book (Okabe-Ito palette).
+COLORS = _drawing.COLORS
+#: Width of a figure at the site's article column, in inches (about 736 CSS pixels).
+WIDTH = _drawing.WIDTH
+#: Cases of :func:`window_gallery` for chapter 2's padding gallery.
+PADDING_CASES = _windows.PADDING_CASES
+#: Cases of :func:`window_gallery` for stride, dilation and both.
+STRIDE_DILATION_CASES = _windows.STRIDE_DILATION_CASES
 
 __all__ = [
     "COLORS",

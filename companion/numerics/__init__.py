@@ -30,8 +30,9 @@ rounding-error bounds hold for finite values, and :func:`assert_conv_close`
 requires non-finite values to match exactly and refuses an infinite bound.
 """
 
+from companion.numerics import accurate as _accurate
+from companion.numerics import summation as _summation
 from companion.numerics.accurate import (
-    ACCURATE_MODES,
     accurate_conv2d,
     compensated_error_bound,
     conv_magnitude,
@@ -56,11 +57,15 @@ from companion.numerics.probabilistic import (
     probabilistic_gamma,
 )
 from companion.numerics.summation import (
-    SUMMATION_METHODS,
     fma_dot,
     summation,
     summation_error_bound,
 )
+
+#: The modes of :func:`accurate_conv2d`.
+ACCURATE_MODES = _accurate.ACCURATE_MODES
+#: The methods :func:`summation` knows.
+SUMMATION_METHODS = _summation.SUMMATION_METHODS
 
 __all__ = [
     "ACCURATE_MODES",

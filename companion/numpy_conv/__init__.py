@@ -22,23 +22,30 @@ for a reader of the code: ``operands`` (array arguments, dtypes), ``forward``,
 ``gradients``.
 """
 
-from companion.numpy_conv.forward import (
-    METHODS,
-    PLANAR_MAX_DEPTH,
-    STRATEGIES,
-    Strategy,
-    choose_method,
-    conv2d,
-)
+from companion.numpy_conv import forward as _forward
+from companion.numpy_conv import operands as _operands
+from companion.numpy_conv import parallel as _parallel
+from companion.numpy_conv.forward import choose_method, conv2d
 from companion.numpy_conv.gradients import conv2d_backprop_filter, conv2d_backprop_input
-from companion.numpy_conv.operands import SUPPORTED_DTYPES
 from companion.numpy_conv.parallel import (
-    MIN_BLOCK_POSITIONS,
     Settings,
     clear_workspace,
     get_settings,
     settings,
 )
+
+#: The values ``method`` accepts: ``"auto"`` and the names of :data:`STRATEGIES`.
+METHODS = _forward.METHODS
+#: The implementations by name; each takes ``(x_nhwc, filters, geometry)``.
+STRATEGIES = _forward.STRATEGIES
+#: A strategy computes the NHWC output from the NHWC input and filters and a Geometry.
+Strategy = _forward.Strategy
+#: ``auto`` sends convolutions with at most this many input channels per group to ``"planar"``.
+PLANAR_MAX_DEPTH = _forward.PLANAR_MAX_DEPTH
+#: The dtypes ``tf.nn.conv2d`` and its input gradient accept.
+SUPPORTED_DTYPES = _operands.SUPPORTED_DTYPES
+#: The fewest output positions a block of a matrix product holds.
+MIN_BLOCK_POSITIONS = _parallel.MIN_BLOCK_POSITIONS
 
 __all__ = [
     "METHODS",
