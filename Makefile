@@ -47,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check companion tests tools book benchmarks
 
 unit: $(STAMP)
-	$(BIN)/pytest --doctest-modules companion benchmarks tests --ignore=tests/site
+	$(BIN)/pytest --doctest-modules companion benchmarks tools tests --ignore=tests/site
 
 nbval: $(STAMP)
 	$(NBVAL)

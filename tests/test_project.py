@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import sys
@@ -17,7 +18,7 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-from tools import setup_cells, toc
+from tools import setup_cells, stacks, toc
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -94,6 +95,30 @@ def test_runtime_requirements_have_lower_bounds_only():
     for requirement in map(Requirement, project["dependencies"]):
         operators = {spec.operator for spec in requirement.specifier}
         assert operators == {">="}, f"{requirement}: runtime requirements take lower bounds only"
+
+
+def test_every_subpackage_is_packaged():
+    """A non-editable install (Colab's) ships only what the find patterns include."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = [
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "companion").rglob("__init__.py")
+    ]
+    assert len(packages) > 1, packages
+    missed = [p for p in packages if not any(fnmatch.fnmatchcase(p, i) for i in include)]
+    assert not missed, f"pyproject.toml's packages.find include={include} misses {missed}"
+
+
+def test_stack_requirements_pin_every_declared_lower_bound():
+    floor = stacks.floor()
+    assert "numpy==1.26.*" in floor and "tensorflow==2.16.*" in floor, floor
+    assert all("==" in line and ">" not in line for line in floor), floor
+    colab = stacks.colab()
+    assert f"tensorflow=={stacks.COLAB['tensorflow']}" in colab
+    assert not any(line.startswith("conv2d-companion") for line in colab), (
+        "the Colab stack must not hold the package: the setup cells install it"
+    )
 
 
 def test_setup_cells_agree_with_config():

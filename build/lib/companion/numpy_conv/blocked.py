@@ -1,0 +1,411 @@
+"""The fast strategies: cache-sized column blocks, one product per tap, and planar columns.
+
+- :func:`im2col_blocked`: im2col a block of output rows at a time, so the
+  column matrix never exists whole (no ``kh·kw``-fold copy of a large input);
+- :func:`taps`: one matrix product per kernel tap, ``x[:, a::s, b::s] @
+  w[a, b]``, accumulated on the stride-phase grid (:class:`Grid`): no column
+  matrix at all, and for a 1×1 kernel a single product that reads the input
+  in place;
+- :func:`planar`: im2col built transposed from a channel-first copy of the
+  input, whose copies run along image rows: for few channels per group.
+
+They work in blocks (:mod:`companion.numpy_conv.parallel`), so their memory
+stays near the input plus twice the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from companion.arithmetic import Geometry
+from companion.numpy_conv import parallel
+from companion.numpy_conv.direct import windows
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where every kernel tap reads once the padded input is split into stride phases.
+
+    With strides ``(sh, sw)``, padded row ``r = i·sh + a·dh`` lies in row phase
+    ``r % sh``, at row ``i + (a·dh) // sh`` of that phase. Split into its
+    ``sh·sw`` phases, a strided convolution becomes stride 1 in each phase
+    image, and a phase image of ``height × width`` positions laid flat
+    (``p = (n·height + i)·width + j``) lets tap ``t`` read output ``p``'s pixel
+    at ``p + offset_t``: every tap is one contiguous slice. Positions with
+    ``i ≥ out_height`` or ``j ≥ out_width`` are computed and dropped.
+    """
+
+    height: int
+    width: int
+    #: The ``(row phase, column phase)`` pairs some tap reads.
+    phases: tuple[tuple[int, int], ...]
+    #: Per tap, in the filter's ``(a, b)`` order: ``(phase index, flat offset)``.
+    taps: tuple[tuple[int, int], ...]
+    #: Per phase: ``(first offset, rows, row step, columns, column step, tap indices)``,
+    #: the taps of a phase forming a regular ``rows × columns`` grid of offsets.
+    lattices: tuple[tuple[int, int, int, int, int, tuple[int, ...]], ...]
+
+    @property
+    def positions(self) -> int:
+        """Positions per image."""
+        return self.height * self.width
+
+
+def stride_phase_grid(geometry: Geometry) -> Grid:
+    """The :class:`Grid` of a geometry: its stride phases and where each tap reads."""
+    (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
+    padded_h, padded_w = geometry.padded_size
+    height, width = -(-padded_h // sh), -(-padded_w // sw)
+    rows = [divmod(a * dh, sh) for a in range(geometry.kernel_height)]  # (shift, phase)
+    cols = [divmod(b * dw, sw) for b in range(geometry.kernel_width)]
+    phases = sorted({(pa, pb) for _, pa in rows for _, pb in cols})
+    index = {phase: k for k, phase in enumerate(phases)}
+    taps = tuple((index[(pa, pb)], qa * width + qb) for qa, pa in rows for qb, pb in cols)
+    lattices = []
+    for pa, pb in phases:
+        # The taps of one phase: an arithmetic progression of shifts along each axis.
+        a_of = [a for a, (_, p) in enumerate(rows) if p == pa]
+        b_of = [b for b, (_, p) in enumerate(cols) if p == pb]
+        qa = [rows[a][0] for a in a_of]
+        qb = [cols[b][0] for b in b_of]
+        step_a = qa[1] - qa[0] if len(qa) > 1 else 0
+        step_b = qb[1] - qb[0] if len(qb) > 1 else 0
+        tap_indices = tuple(a * geometry.kernel_width + b for a in a_of for b in b_of)
+        lattices.append(
+            (qa[0] * width + qb[0], len(qa), step_a * width, len(qb), step_b, tap_indices)
+        )
+    return Grid(height, width, tuple(phases), taps, tuple(lattices))
+
+
+def _phase_image(
+    x: np.ndarray, geometry: Geometry, grid: Grid, phase: tuple[int, int], planar: bool
+) -> np.ndarray:
+    """One phase of the zero-padded input, flat: ``(positions, C)``, or ``(C, positions)``."""
+    batch, height, width, channels = x.shape
+    (top, bottom), (left, right) = geometry.pads
+    (sh, sw), (pa, pb) = geometry.strides, phase
+    trivial = (sh, sw) == (1, 1) and top == bottom == left == right == 0
+    if trivial and not planar:
+        return x.reshape(-1, channels)  # no copy for a contiguous input
+    shape = (batch, grid.height, grid.width)
+    role = f"phase {pa} {pb} {'planar' if planar else 'nhwc'}"
+    image = parallel.scratch(role, (channels, *shape) if planar else (*shape, channels), x.dtype)
+    inner = image if planar else np.moveaxis(image, 3, 0)  # (C, N, height, width) either way
+    # Phase row u is padded row pa + u·sh, input row pa + u·sh − top.
+    u0 = min(grid.height, max(0, -((pa - top) // sh)))
+    v0 = min(grid.width, max(0, -((pb - left) // sw)))
+    u1 = max(u0, min(grid.height, (top + height - 1 - pa) // sh + 1))
+    v1 = max(v0, min(grid.width, (left + width - 1 - pb) // sw + 1))
+    for zeros in (
+        np.s_[:, :, :u0],
+        np.s_[:, :, u1:],
+        np.s_[:, :, u0:u1, :v0],
+        np.s_[:, :, u0:u1, v1:],
+    ):
+        inner[zeros] = 0  # the padding (and the phase's overhang)
+    if u1 > u0 and v1 > v0:
+        r0, c0 = pa + u0 * sh - top, pb + v0 * sw - left
+        source = x[:, r0 : r0 + (u1 - u0 - 1) * sh + 1 : sh, c0 : c0 + (v1 - v0 - 1) * sw + 1 : sw]
+        if planar:
+            # Channel-first: transposed in chunks of rows that stay in cache, the
+            # images shared among the copying threads.
+            target, source = image[:, :, u0:u1, v0:v1], source.transpose(3, 0, 1, 2)
+            rows = max(1, (1 << 15) // (source.shape[3] * source.shape[0] * x.itemsize))
+
+            def transpose(first: int, last: int) -> None:
+                for n in range(first, last):
+                    for i in range(0, u1 - u0, rows):
+                        target[:, n, i : i + rows] = source[:, n, i : i + rows]
+
+            threads = parallel.copy_in_parallel(target.nbytes)
+            parallel.run_parallel(
+                [lambda a=a, b=b: transpose(a, b) for a, b in parallel.split_evenly(batch, threads)]
+            )
+        else:
+            parallel.copyto(image[:, u0:u1, v0:v1], source)
+    return image.reshape(channels, -1) if planar else image.reshape(-1, channels)
+
+
+def _grid_blocks(geometry: Geometry, grid: Grid, positions: int):
+    """Split the grid into blocks of whole rows that hold valid outputs.
+
+    Yields ``(start, count, pieces)``: the block's first flat position, how
+    many positions it needs (up to its last valid output), and
+    ``(n, i0, i1, k0)`` for each image it touches: output rows ``i0:i1`` of
+    image ``n`` are the block's rows ``k0:k0 + i1 - i0``.
+    """
+    batch, out_h = geometry.batch, geometry.out_height
+    height, width = grid.height, grid.width
+    per_block = max(1, positions // width)
+    row, last = 0, (batch - 1) * height + out_h  # global grid rows; the last valid one + 1
+    while row < last:
+        n, i = divmod(row, height)
+        if i >= out_h:  # rows that only feed dropped positions
+            row = (n + 1) * height
+            continue
+        end = min(row + per_block, last)
+        pieces, r = [], row
+        while r < end:
+            n, i = divmod(r, height)
+            stop = min(end, n * height + out_h)
+            if stop > r:
+                pieces.append((n, i, i + stop - r, r - row))
+            r = (n + 1) * height
+        n, i0, i1, k0 = pieces[-1]
+        count = (k0 + i1 - i0 - 1) * width + geometry.out_width
+        yield row * width, count, pieces
+        row = end
+
+
+def _scatter(out: np.ndarray, block: np.ndarray, pieces, width: int) -> None:
+    """Copy a block's valid outputs (rows of ``width`` positions) into ``out``."""
+    rows = block.shape[0] // width
+    view = block[: rows * width].reshape(rows, width, block.shape[1])
+    out_w = out.shape[2]
+    for n, i0, i1, k0 in pieces:
+        out[n, i0:i1] = view[k0 : k0 + i1 - i0, :out_w]
+
+
+def _grouped_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, groups: int) -> None:
+    """``out[:, g] = a[:, g] @ b[g]`` for each group, on channel-blocked views, into ``out``."""
+    if groups == 1:
+        np.matmul(a, b, out=out)
+        return
+    rows = a.shape[0]
+    np.matmul(
+        a.reshape(rows, groups, -1).transpose(1, 0, 2),
+        b,
+        out=out.reshape(rows, groups, -1).transpose(1, 0, 2),
+    )
+
+
+#: A 1×1 kernel read in place is one matrix product per block, written straight into
+#: the output; it is cut into this many blocks (at least), for the threads to share.
+DIRECT_BLOCKS = 8
+
+
+def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """One matrix product per kernel tap, accumulated: no column matrix at all.
+
+    ``out += x_shifted @ w[a, b]`` for each tap, on the stride-phase grid
+    (:class:`Grid`), block by block so that the accumulator stays in cache.
+    For a 1×1 kernel this is a single product, written straight into the
+    output; without padding or strides it reads the input in place.
+    """
+    grid = stride_phase_grid(geometry)
+    images = [_phase_image(x, geometry, grid, phase, planar=False) for phase in grid.phases]
+    groups, depth = geometry.groups, geometry.in_depth
+    out_channels = geometry.out_channels
+    per_group = geometry.per_group
+    kh, kw = geometry.kernel_height, geometry.kernel_width
+    if groups == 1:
+        matrices = w.reshape(kh * kw, depth, out_channels)
+    else:  # (taps, groups, depth, per group)
+        matrices = w.reshape(kh * kw, depth, groups, per_group).transpose(0, 2, 1, 3)
+    out = np.empty(geometry.output_shape, dtype=x.dtype)
+    direct = (grid.height, grid.width) == (geometry.out_height, geometry.out_width)
+    flat_out = out.reshape(-1, out_channels)
+    per_position = 2 * out_channels * x.itemsize  # an accumulator and a product
+    per_block = parallel.block_budget(geometry, x.itemsize, per_position) // per_position
+    per_block = max(grid.width, per_block)
+    if direct and len(grid.taps) == 1:  # written straight into the output: large blocks
+        per_block = max(per_block, -(-flat_out.shape[0] // DIRECT_BLOCKS))
+    size = (per_block + grid.width, out_channels)
+    blocks = list(_grid_blocks(geometry, grid, per_block))
+
+    def block(index: int) -> None:
+        start, count, pieces = blocks[index]
+        accumulator = None if direct else parallel.scratch("accumulator", size, x.dtype)
+        product = parallel.scratch("product", size, x.dtype) if len(grid.taps) > 1 else None
+        total = flat_out[start : start + count] if direct else accumulator[:count]
+        for t, (phase, offset) in enumerate(grid.taps):
+            rows = images[phase][start + offset : start + offset + count]
+            if t == 0:
+                _grouped_matmul(rows, matrices[t], total, groups)
+            else:
+                _grouped_matmul(rows, matrices[t], product[:count], groups)
+                total += product[:count]
+        if not direct:
+            _scatter(out, accumulator, pieces, grid.width)
+
+    parallel.for_each_block(block, len(blocks))
+    return out
+
+
+def pad_scratch(x: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """``x`` zero-padded into a scratch buffer (``x`` itself when there is no padding)."""
+    (top, bottom), (left, right) = geometry.pads
+    if top == bottom == left == right == 0:
+        return x
+    batch, height, width, channels = x.shape
+    padded = parallel.scratch(
+        "padded", (batch, height + top + bottom, width + left + right, channels), x.dtype
+    )
+    padded[:, :top] = 0
+    padded[:, top + height :] = 0
+    padded[:, top : top + height, :left] = 0
+    padded[:, top : top + height, left + width :] = 0
+    parallel.copyto(padded[:, top : top + height, left : left + width], x)
+    return padded
+
+
+def _row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[int, int, int, int]]:
+    """Blocks of output rows ``(n0, n1, i0, i1)`` whose columns fit in ``budget`` bytes.
+
+    Whole images when one fits, else rows of one image; either way the
+    block's outputs are one contiguous slice of the output.
+    """
+    batch, out_h = geometry.batch, geometry.out_height
+    rows = max(1, budget // max(row_bytes, 1))
+    if rows >= out_h:
+        images = min(batch, rows // out_h)
+        return [(n, min(batch, n + images), 0, out_h) for n in range(0, batch, images)]
+    return [
+        (n, n + 1, i, min(out_h, i + rows)) for n in range(batch) for i in range(0, out_h, rows)
+    ]
+
+
+def nhwc_columns(x: np.ndarray, geometry: Geometry):
+    """im2col in blocks: ``(spans, fill)``, ``fill(span)`` giving ``(groups, positions, terms)``.
+
+    ``spans`` are blocks of output rows (:func:`_row_spans`); the terms of a
+    row are in the filter's ``(kh, kw, depth)`` order. ``fill`` copies a block
+    from the window view into the calling thread's scratch buffer of
+    :func:`~companion.numpy_conv.parallel.block_budget` (at least one output row).
+    """
+    batch, out_h, out_w, _ = geometry.output_shape
+    groups, depth = geometry.groups, geometry.in_depth
+    kh, kw = geometry.kernel_height, geometry.kernel_width
+    terms = kh * kw * depth
+    view = windows(x, geometry, pad_scratch(x, geometry))
+    view = view.reshape(batch, out_h, out_w, groups, depth, kh, kw)
+    view = view.transpose(3, 0, 1, 2, 5, 6, 4)  # (groups, n, i, j, kh, kw, depth)
+    row_bytes = groups * out_w * terms * x.itemsize
+    per_position = row_bytes // out_w
+    spans = _row_spans(
+        geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
+    )
+    n0, n1, i0, i1 = spans[0]
+    size = (groups, (n1 - n0) * (i1 - i0) * out_w * terms)
+
+    def fill(span: tuple[int, int, int, int]) -> np.ndarray:
+        n0, n1, i0, i1 = span
+        source = view[:, n0:n1, i0:i1]
+        columns = parallel.scratch("columns", size, x.dtype)[:, : source[0].size].reshape(
+            source.shape
+        )
+        np.copyto(columns, source)
+        return columns.reshape(groups, -1, terms)
+
+    return spans, fill
+
+
+def im2col_blocked(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """im2col a block of output rows at a time, into a buffer no larger than the output.
+
+    The same windows and the same product as ``"im2col"``, but the column
+    matrix is never whole: blocks of output rows (or of whole images) are
+    copied into one reused buffer, small enough to stay in cache (at most
+    ``Settings.block_bytes``, and no more than the output), and multiplied straight
+    into their place in the output.
+    """
+    groups, per_group = geometry.groups, geometry.per_group
+    matrix = w.reshape(-1, groups, per_group).transpose(1, 0, 2)
+    out = np.empty(geometry.output_shape, dtype=x.dtype)
+    spans, fill = nhwc_columns(x, geometry)
+
+    def block(index: int) -> None:
+        n0, n1, i0, i1 = spans[index]
+        target = out[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
+        np.matmul(fill(spans[index]), matrix, out=target)
+
+    parallel.for_each_block(block, len(spans))
+    return out
+
+
+def planar_order(geometry: Geometry, grid: Grid) -> np.ndarray:
+    """Term ``order[r]`` (``tap·depth + channel``) is row ``r`` of a planar column block."""
+    depth = geometry.in_depth
+    return np.array(
+        [t * depth + c for *_, taps in grid.lattices for c in range(depth) for t in taps],
+        dtype=np.intp,
+    )
+
+
+def planar_columns(x: np.ndarray, geometry: Geometry, grid: Grid):
+    """Transposed im2col in blocks: ``(spans, fill)``, ``fill(span)`` giving
+    ``(groups, terms, positions)``.
+
+    Row ``r`` of a block holds term ``planar_order(...)[r]``. The input is
+    first copied into channel-first stride phases (``(C, N, height, width)``,
+    :class:`Grid`); there the values of one ``(channel, tap)`` pair for a
+    block of outputs form a view whose innermost axis, along an output row,
+    is contiguous, so each phase's rows are filled by one copy with long runs.
+    """
+    planes = [_phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
+    out_w, groups, depth = geometry.out_width, geometry.groups, geometry.in_depth
+    terms = geometry.terms
+    row_bytes = groups * terms * out_w * x.itemsize
+    per_position = row_bytes // out_w
+    spans = _row_spans(
+        geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
+    )
+    n0, n1, i0, i1 = spans[0]
+    size = (groups, terms, (n1 - n0) * (i1 - i0) * out_w)
+
+    def fill(span: tuple[int, int, int, int]) -> np.ndarray:
+        n0, n1, i0, i1 = span
+        block = parallel.scratch("columns", size, x.dtype)[:, :, : (n1 - n0) * (i1 - i0) * out_w]
+        row = 0
+        for plane, (offset, n_a, step_a, n_b, step_b, taps) in zip(
+            planes, grid.lattices, strict=True
+        ):
+            s_c, s_p = plane.strides
+            first = (n0 * grid.height + i0) * grid.width + offset
+            view = as_strided(
+                plane[:, first:],
+                (groups, depth, n_a, n_b, n1 - n0, i1 - i0, out_w),
+                (
+                    depth * s_c,
+                    s_c,
+                    step_a * s_p,
+                    step_b * s_p,
+                    grid.positions * s_p,
+                    grid.width * s_p,
+                    s_p,
+                ),
+                writeable=False,
+            )
+            size_rows = depth * len(taps)
+            np.copyto(block[:, row : row + size_rows].reshape(view.shape), view)
+            row += size_rows
+        return block
+
+    return spans, fill
+
+
+def planar(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """im2col from a channel-first copy of the input, for few channels per group.
+
+    Where an NHWC im2col copies runs of only ``kw·depth`` values, the column
+    blocks here are built *transposed*, one row per ``(channel, tap)``, each
+    filled by long contiguous runs along the output rows
+    (:func:`planar_columns`); the product (the block transposed, times the
+    filters) is written straight into the output.
+    """
+    grid = stride_phase_grid(geometry)
+    groups, per_group = geometry.groups, geometry.per_group
+    matrix = w.reshape(-1, groups, per_group)[planar_order(geometry, grid)].transpose(1, 0, 2)
+    out = np.empty(geometry.output_shape, dtype=x.dtype)
+    spans, fill = planar_columns(x, geometry, grid)
+
+    def block(index: int) -> None:
+        n0, n1, i0, i1 = spans[index]
+        target = out[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
+        np.matmul(fill(spans[index]).transpose(0, 2, 1), matrix, out=target)
+
+    parallel.for_each_block(block, len(spans))
+    return out
