@@ -11,17 +11,29 @@ NOTEBOOKS ?= $(sort $(wildcard book/*.ipynb))
 
 # nbval runs every notebook in this environment's kernel and compares outputs
 # after the substitutions in tests/nbval_sanitize.cfg (see CONTRIBUTING.md).
-NBVAL := $(BIN)/pytest --nbval --nbval-current-env \
-         --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider book
+NBVAL_ARGS := --nbval --nbval-current-env \
+              --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider book
+UNIT_ARGS  := --doctest-modules companion benchmarks tools tests --ignore=tests/site
+# Kernels started from an environment keep C-level output (TensorFlow's C++ notices)
+# on the kernel's own stderr instead of copying it into cell outputs.
+KERNEL_CONFIG := c.IPKernelApp.capture_fd_output = False
+
+# The version matrix (`make compat`): environments in _build/envs, one per stack of
+# tools/stacks.py, rebuilt when pyproject.toml or the stacks change.
+ENVS  := _build/envs
+FLOOR := $(ENVS)/floor
+COLAB := $(ENVS)/colab
 
 export PYTHONHASHSEED := 0
 
-.PHONY: help env test lint unit nbval book site-test bench execute setup-cells clean
+.PHONY: help env test lint unit nbval book site-test bench execute setup-cells clean \
+        compat compat-floor compat-colab compat-envs
 
 help:
 	@echo "make test         lint, unit tests, and nbval over every notebook"
 	@echo "make book         build the site into _build/html from the stored outputs"
 	@echo "make site-test    check every page of the built site in headless Chromium"
+	@echo "make compat       unit tests and nbval on the declared floor and on Colab's stack"
 	@echo "make bench        time companion.numpy_conv against tf.nn.conv2d (not a test)"
 	@echo "make execute      re-execute every notebook in place (authors only)"
 	@echo "make setup-cells  rewrite the notebooks' Colab setup cells from _config.yml"
@@ -34,10 +46,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[book,test,notebook]'
-	@# Kernels started from this environment keep C-level output (TensorFlow's C++
-	@# notices) on the kernel's own stderr instead of copying it into cell outputs.
 	mkdir -p $(VENV)/etc/ipython
-	echo 'c.IPKernelApp.capture_fd_output = False' > $(VENV)/etc/ipython/ipython_kernel_config.py
+	echo '$(KERNEL_CONFIG)' > $(VENV)/etc/ipython/ipython_kernel_config.py
 	touch $@
 
 test: lint unit nbval
@@ -47,10 +57,51 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check companion tests tools book benchmarks
 
 unit: $(STAMP)
-	$(BIN)/pytest --doctest-modules companion benchmarks tools tests --ignore=tests/site
+	$(BIN)/pytest $(UNIT_ARGS)
 
 nbval: $(STAMP)
-	$(NBVAL)
+	$(BIN)/pytest $(NBVAL_ARGS)
+
+# -- the version matrix ------------------------------------------------------------------
+# $(call stack-env,DIR,STACK): a fresh venv in DIR holding `python -m tools.stacks STACK`.
+define stack-env
+rm -rf $(1) && $(PYTHON) -m venv $(1)
+$(1)/bin/python -m pip install --quiet --upgrade pip
+mkdir -p $(1)/etc/ipython
+echo '$(KERNEL_CONFIG)' > $(1)/etc/ipython/ipython_kernel_config.py
+$(BIN)/python -m tools.stacks $(2) > $(1)/requirements.txt
+$(1)/bin/python -m pip install --quiet -r $(1)/requirements.txt
+endef
+
+# The declared floor, with the package installed editable as `make env` does.
+$(FLOOR)/.installed: pyproject.toml tools/stacks.py $(STAMP)
+	$(call stack-env,$(FLOOR),floor)
+	$(FLOOR)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+# Colab's stack without the package (the setup cells install it), and the local wheels
+# that let them install it offline.
+$(COLAB)/.installed: pyproject.toml tools/stacks.py $(STAMP)
+	$(call stack-env,$(COLAB),colab)
+	$(COLAB)/bin/python -m pip download --quiet --dest $(COLAB)/wheels \
+	    $$($(BIN)/python -m tools.stacks colab-wheels)
+	touch $@
+
+compat-envs: $(FLOOR)/.installed $(COLAB)/.installed
+
+compat: compat-floor compat-colab
+
+compat-floor: $(FLOOR)/.installed
+	$(FLOOR)/bin/pytest $(UNIT_ARGS)
+	$(FLOOR)/bin/pytest $(NBVAL_ARGS)
+
+# Every notebook alone in an empty folder as on Colab (the simulation is nbval on this
+# stack), then the unit tests with the package installed editable, offline.
+compat-colab: $(COLAB)/.installed
+	$(BIN)/python -m tools.colab_simulation --python $(COLAB)/bin/python --wheels $(COLAB)/wheels
+	$(COLAB)/bin/python -m pip install --quiet --no-deps --no-index \
+	    --find-links $(COLAB)/wheels -e .
+	$(COLAB)/bin/pytest $(UNIT_ARGS)
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --all --builder html --warningiserror --keep-going

@@ -24,14 +24,21 @@ from dataclasses import dataclass
 from companion import arguments
 
 __all__ = [
+    "VERIFIED_TF",
     "PythonRun",
+    "as_recorded",
     "crash_description",
     "library_versions",
     "onednn_enabled",
     "probe_calls",
     "run_python",
     "strip_tf_log_lines",
+    "tf_release",
 ]
+
+#: The TensorFlow releases the book's recorded TensorFlow and Keras behaviour was verified
+#: on: its newest stack, Colab's and the declared floor (``make compat`` runs all three).
+VERIFIED_TF = ("2.16", "2.19", "2.21")
 
 #: Distributions whose versions decide the numbers in this book.
 LIBRARIES = ("tensorflow", "keras", "numpy", "matplotlib", "scikit-learn", "conv2d-companion")
@@ -71,6 +78,71 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def tf_release() -> str:
+    """Return the installed TensorFlow's release, ``"major.minor"``, without importing it.
+
+    Examples
+    --------
+    >>> tf_release().startswith("2.")
+    True
+    """
+    return ".".join(importlib.metadata.version("tensorflow").split(".")[:2])
+
+
+def as_recorded(
+    differences: Sequence[str], *, verified_on: Sequence[str] = VERIFIED_TF
+) -> bool:
+    """Hold TensorFlow's behaviour to the book's record, but only where it was verified.
+
+    A chapter that records how TensorFlow or Keras behaves compares what the
+    running version does with the record and passes the labels that differ.
+    On a release in ``verified_on`` a difference is an error: the record is
+    wrong, or the library regressed. On any other release (a reader's newer
+    or older TensorFlow) the differences are printed, plainly, and the
+    notebook goes on: it never fails because the reader's TensorFlow differs.
+
+    Parameters
+    ----------
+    differences : sequence of str
+        Labels of the recorded behaviours the running TensorFlow does not show.
+    verified_on : sequence of str, optional
+        The ``"major.minor"`` releases the record was verified on.
+
+    Returns
+    -------
+    bool
+        ``True`` when the running TensorFlow behaves as recorded.
+
+    Raises
+    ------
+    AssertionError
+        On a verified release, when ``differences`` is not empty.
+
+    Examples
+    --------
+    >>> as_recorded([])
+    True
+    >>> as_recorded(["a behaviour"], verified_on=["1.0"])  # doctest: +ELLIPSIS
+    Your TensorFlow ... differs from the book's record (verified on TensorFlow 1.0) on: a behaviour
+    False
+    """
+    differences = [str(label) for label in differences]
+    release = tf_release()
+    verified = ", ".join(verified_on)
+    if release in verified_on:
+        assert not differences, (
+            f"TensorFlow {release} was verified to behave as recorded, but differs on: "
+            f"{'; '.join(differences)}"
+        )
+        return True
+    if differences:
+        print(
+            f"Your TensorFlow {release} differs from the book's record "
+            f"(verified on TensorFlow {verified}) on: {'; '.join(differences)}"
+        )
+    return not differences
 
 
 def onednn_enabled() -> bool:

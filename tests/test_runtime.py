@@ -119,3 +119,34 @@ def test_the_tensorflow_worker_survives_a_crash():
         worker.close()
     assert results == [("ok", False), ("crashed", "signal SIGABRT"), ("ok", False)]
     assert worker.crashes == 1
+
+
+# -- as_recorded: recorded behaviour asserted where verified, reported elsewhere ----------
+
+
+def test_as_recorded_asserts_on_a_verified_release(monkeypatch):
+    monkeypatch.setattr(runtime, "tf_release", lambda: "2.19")
+    assert runtime.as_recorded([], verified_on=["2.19"])
+    with pytest.raises(AssertionError, match=r"TensorFlow 2\.19 .* differs on: rank-3; NCHW"):
+        runtime.as_recorded(["rank-3", "NCHW"], verified_on=["2.16", "2.19"])
+
+
+def test_as_recorded_reports_and_goes_on_elsewhere(monkeypatch, capsys):
+    monkeypatch.setattr(runtime, "tf_release", lambda: "2.30")
+    assert runtime.as_recorded([], verified_on=["2.21"])
+    assert capsys.readouterr().out == ""
+    assert not runtime.as_recorded(["rank-3"], verified_on=["2.16", "2.21"])
+    assert capsys.readouterr().out == (
+        "Your TensorFlow 2.30 differs from the book's record "
+        "(verified on TensorFlow 2.16, 2.21) on: rank-3\n"
+    )
+
+
+def test_verified_releases_are_the_tested_stacks():
+    # The newest stack is whatever `make env` installs; the others are tools/stacks.py's.
+    from tools import stacks
+
+    colab = ".".join(stacks.COLAB["tensorflow"].split(".")[:2])
+    floor = next(r for r in stacks.floor() if r.startswith("tensorflow=="))
+    assert colab in runtime.VERIFIED_TF
+    assert floor.removeprefix("tensorflow==").removesuffix(".*") in runtime.VERIFIED_TF

@@ -83,8 +83,8 @@ def run_notebook(python: str, notebook: Path, scratch: Path, env: dict[str, str]
     folder = scratch / "runs" / notebook.stem
     folder.mkdir(parents=True)
     shutil.copy(notebook, folder / notebook.name)
-    absent = subprocess.run([python, "-c", "import companion"], cwd=folder, env=env).returncode
-    if absent == 0:
+    probe = [python, "-c", "import companion"]
+    if subprocess.run(probe, cwd=folder, env=env, capture_output=True).returncode == 0:
         raise SystemExit(f"{python}: companion is importable before the setup cell ran")
     command = [python, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider"]
     command += ["--nbval-sanitize-with", str(SANITIZE), "-q", notebook.name]
