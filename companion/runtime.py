@@ -91,58 +91,47 @@ def tf_release() -> str:
     return ".".join(importlib.metadata.version("tensorflow").split(".")[:2])
 
 
-def as_recorded(
-    differences: Sequence[str], *, verified_on: Sequence[str] = VERIFIED_TF
-) -> bool:
+def as_recorded(claims: Mapping[str, bool], *, verified_on: Sequence[str] = VERIFIED_TF) -> None:
     """Hold TensorFlow's behaviour to the book's record, but only where it was verified.
 
-    A chapter that records how TensorFlow or Keras behaves compares what the
-    running version does with the record and passes the labels that differ.
-    On a release in ``verified_on`` a difference is an error: the record is
-    wrong, or the library regressed. On any other release (a reader's newer
-    or older TensorFlow) the differences are printed, plainly, and the
-    notebook goes on: it never fails because the reader's TensorFlow differs.
+    A chapter that records how TensorFlow or Keras behaves states each
+    recorded behaviour as a claim and whether the running version shows it.
+    On a release in ``verified_on`` a claim that does not hold is an error:
+    the record is wrong, or the library regressed. On any other release (a
+    reader's newer or older TensorFlow) the claims that do not hold are
+    printed, plainly, and the notebook goes on: it never fails because the
+    reader's TensorFlow behaves differently.
 
     Parameters
     ----------
-    differences : sequence of str
-        Labels of the recorded behaviours the running TensorFlow does not show.
+    claims : mapping of str to bool
+        Each recorded behaviour, in words, and whether the running version shows it.
     verified_on : sequence of str, optional
         The ``"major.minor"`` releases the record was verified on.
-
-    Returns
-    -------
-    bool
-        ``True`` when the running TensorFlow behaves as recorded.
 
     Raises
     ------
     AssertionError
-        On a verified release, when ``differences`` is not empty.
+        On a verified release, when a claim does not hold.
 
     Examples
     --------
-    >>> as_recorded([])
-    True
-    >>> as_recorded(["a behaviour"], verified_on=["1.0"])  # doctest: +ELLIPSIS
-    Your TensorFlow ... differs from the book's record (verified on TensorFlow 1.0) on: a behaviour
-    False
+    >>> as_recorded({"1 + 1 == 2": 1 + 1 == 2})  # silent when every claim holds
+    >>> as_recorded({"a behaviour": False}, verified_on=["1.0"])  # doctest: +ELLIPSIS
+    Your TensorFlow ... differs from the book's record (verified on TensorFlow 1.0): a behaviour
     """
-    differences = [str(label) for label in differences]
+    failing = [str(claim) for claim, holds in dict(claims).items() if not holds]
     release = tf_release()
-    verified = ", ".join(verified_on)
     if release in verified_on:
-        assert not differences, (
-            f"TensorFlow {release} was verified to behave as recorded, but differs on: "
-            f"{'; '.join(differences)}"
+        assert not failing, (
+            f"TensorFlow {release} was verified to behave as recorded, but not: "
+            f"{'; '.join(failing)}"
         )
-        return True
-    if differences:
+    elif failing:
         print(
             f"Your TensorFlow {release} differs from the book's record "
-            f"(verified on TensorFlow {verified}) on: {'; '.join(differences)}"
+            f"(verified on TensorFlow {', '.join(verified_on)}): {'; '.join(failing)}"
         )
-    return not differences
 
 
 def onednn_enabled() -> bool:

@@ -126,19 +126,20 @@ def test_the_tensorflow_worker_survives_a_crash():
 
 def test_as_recorded_asserts_on_a_verified_release(monkeypatch):
     monkeypatch.setattr(runtime, "tf_release", lambda: "2.19")
-    assert runtime.as_recorded([], verified_on=["2.19"])
-    with pytest.raises(AssertionError, match=r"TensorFlow 2\.19 .* differs on: rank-3; NCHW"):
-        runtime.as_recorded(["rank-3", "NCHW"], verified_on=["2.16", "2.19"])
+    runtime.as_recorded({"rank-3": True}, verified_on=["2.19"])
+    with pytest.raises(AssertionError, match=r"TensorFlow 2\.19 .*, but not: rank-3; NCHW$"):
+        claims = {"rank-3": False, "NCHW": False, "SAME": True}
+        runtime.as_recorded(claims, verified_on=["2.16", "2.19"])
 
 
 def test_as_recorded_reports_and_goes_on_elsewhere(monkeypatch, capsys):
     monkeypatch.setattr(runtime, "tf_release", lambda: "2.30")
-    assert runtime.as_recorded([], verified_on=["2.21"])
+    runtime.as_recorded({"rank-3": True}, verified_on=["2.21"])
     assert capsys.readouterr().out == ""
-    assert not runtime.as_recorded(["rank-3"], verified_on=["2.16", "2.21"])
+    runtime.as_recorded({"rank-3": False, "NCHW": True}, verified_on=["2.16", "2.21"])
     assert capsys.readouterr().out == (
         "Your TensorFlow 2.30 differs from the book's record "
-        "(verified on TensorFlow 2.16, 2.21) on: rank-3\n"
+        "(verified on TensorFlow 2.16, 2.21): rank-3\n"
     )
 
 
