@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter")
     args = parser.parse_args(argv)
     notebooks = [p.resolve() for p in args.notebooks] or setup_cells.notebooks()
+    # Absolute, as each notebook runs in its own folder; not resolved: a venv's python is
+    # a symlink to the base interpreter, and resolving it would leave the environment.
+    python = os.path.abspath(args.python)
     results = []
     with tempfile.TemporaryDirectory(prefix="colab-simulation-") as name:
         scratch = Path(name)
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         for notebook in notebooks:
             print(f"\n--- {notebook.name}: alone in an empty folder, as on Colab", flush=True)
             start = time.perf_counter()
-            status = run_notebook(args.python, notebook, scratch, env)
+            status = run_notebook(python, notebook, scratch, env)
             results.append((notebook.name, status, time.perf_counter() - start))
     print("\nColab simulation:")
     for name, status, seconds in results:
