@@ -55,7 +55,7 @@ Every number here belongs to one machine, one load and one set of libraries:
   the header shows them when set). A different BLAS (MKL, Accelerate, BLIS)
   or CPU moves every ratio.
 - TensorFlow's CPU kernels are oneDNN's by default on x86
-  (``TF_ENABLE_ONEDNN_OPTS=0`` selects the reference kernels, which are
+  (``TF_ENABLE_ONEDNN_OPTS=0`` selects the Eigen kernels, which are
   slower on most shapes: run the benchmark in both modes to see it); they are
   generated for the instruction set found at run time (AVX-512 here).
 - Both libraries use every core they are given. On a shared machine another

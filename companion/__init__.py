@@ -4,7 +4,7 @@ Each module has one job; chapters import what they teach from here once they
 have built it up in the open:
 
 - :mod:`companion.runtime`: which TensorFlow path runs (oneDNN or the
-  reference kernels), the library versions, and running a snippet in a fresh
+  Eigen kernels), the library versions, and running a snippet in a fresh
   interpreter in either mode.
 - :mod:`companion.diagrams`: pictures of the convolution arithmetic (windows, padding,
   strides, dilations, groups, im2col, gradients, dtypes, floating-point numbers), drawn

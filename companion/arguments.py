@@ -378,7 +378,7 @@ def normalize_padding(padding: str | Sequence[Sequence[int]], data_format: str =
     ValueError
         An unknown string, a list not of four pairs, a negative pad, or a
         non-zero pad on the batch or channel dimension (which TensorFlow's
-        reference kernel rejects; oneDNN silently accepts it).
+        Eigen kernel rejects; oneDNN silently accepts it).
 
     Examples
     --------

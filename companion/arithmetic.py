@@ -172,7 +172,7 @@ def output_size(
     Raises
     ------
     ValueError
-        When that quotient is negative: TensorFlow's reference kernel then
+        When that quotient is negative: TensorFlow's Eigen kernel then
         fails with "Computed output size would be negative".
 
     Examples
@@ -420,7 +420,7 @@ def _resolve(input_shape, filter_shape, strides, padding, data_format, dilations
         in_shape if data_format == "NHWC" else (in_shape[0], *in_shape[2:], in_shape[1])
     )
     groups = None if channels is None else max(channels // in_depth, 1)
-    # An input without channels: the reference kernel returns zeros (empty sums).
+    # An input without channels: the Eigen kernel returns zeros (empty sums).
     if channels:
         if channels % in_depth:
             raise ValueError(

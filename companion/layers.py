@@ -14,7 +14,7 @@ All stride, dilation, padding and output-size arithmetic comes from
 Notes
 -----
 **Data formats.** Keras' ``"channels_last"`` and ``"channels_first"`` are
-TensorFlow's ``"NHWC"`` and ``"NCHW"``. TensorFlow's reference CPU kernels
+TensorFlow's ``"NHWC"`` and ``"NCHW"``. TensorFlow's Eigen CPU kernels
 (``TF_ENABLE_ONEDNN_OPTS=0``) have no NCHW convolution ("The Conv2D op
 currently only supports the NHWC tensor format on the CPU"), while the oneDNN
 kernels (for float32 and bfloat16) and GPUs do. A ``"channels_first"``
@@ -23,10 +23,10 @@ exists (:func:`native_nchw_available`), and otherwise transposes its input to
 NHWC, convolves, and transposes back. Transposing moves values without
 rounding them, and on the oneDNN path the tests find both routes bitwise
 equal. ``keras.layers.Conv2D`` itself has no such fallback: with
-``"channels_first"`` it fails on the reference CPU path.
+``"channels_first"`` it fails on the Eigen CPU path.
 
 **Gradients.** On the oneDNN path (TensorFlow's default on x86 CPUs) gradients
-exist for every configuration. The reference CPU kernels have no gradient for
+exist for every configuration. The Eigen CPU kernels have no gradient for
 ``dilation_rate > 1`` ("Current CPU implementations do not yet support
 dilation rates larger than 1") nor for grouped convolution: the forward pass
 works there, training does not.
@@ -65,7 +65,7 @@ def native_nchw_available(dtype: str = "float32") -> bool:
 
     True when TensorFlow sees a GPU, or uses its oneDNN CPU kernels and
     ``dtype`` is float32 or bfloat16 (oneDNN's NCHW kernels exist for those
-    only); False otherwise, in particular on the reference CPU kernels
+    only); False otherwise, in particular on the Eigen CPU kernels
     (``TF_ENABLE_ONEDNN_OPTS=0``).
 
     Examples
@@ -122,7 +122,7 @@ class NNConv2D(keras.layers.Layer):
         at the bottom/right (:func:`companion.arithmetic.same_pads`).
     data_format : {"channels_last", "channels_first"} or None
         ``None`` means ``keras.config.image_data_format()``. See the module
-        notes for ``"channels_first"`` on TensorFlow's reference CPU kernels.
+        notes for ``"channels_first"`` on TensorFlow's Eigen CPU kernels.
     dilation_rate : int or tuple of 2 ints, default 1
         Spacing between the kernel's taps.
     groups : int, default 1

@@ -1,8 +1,8 @@
 """Which TensorFlow runs here, and running code under TensorFlow's other CPU path.
 
 TensorFlow has two CPU implementations of most convolution kernels: the
-oneDNN kernels (on by default on x86 Linux since TensorFlow 2.9) and the
-reference ("Eigen") kernels, chosen with the environment variable
+oneDNN kernels (on by default on x86 Linux since TensorFlow 2.9) and its
+Eigen-based kernels, chosen with the environment variable
 ``TF_ENABLE_ONEDNN_OPTS=0``. The variable is read once, when TensorFlow is
 imported, so the only way to compare both paths from one notebook or test is
 to run one of them in a fresh interpreter: :func:`run_python` does that.

@@ -20,17 +20,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 @pytest.fixture(scope="module")
 def workers():
-    """Both TensorFlow children, started together (each import takes seconds): the reference
+    """Both TensorFlow children, started together (each import takes seconds): the Eigen
     CPU kernels (``TF_ENABLE_ONEDNN_OPTS=0``) and the default (oneDNN) path."""
-    started = {"reference": TFWorker(onednn=False), "default": TFWorker(onednn=True)}
+    started = {"eigen": TFWorker(onednn=False), "default": TFWorker(onednn=True)}
     yield started
     for worker in started.values():
         worker.close()
 
 
 @pytest.fixture(scope="module")
-def reference(workers):
-    worker = workers["reference"]
+def eigen(workers):
+    worker = workers["eigen"]
     assert worker.call([("onednn", {})]) == [("ok", False)]
     return worker
 

@@ -6,9 +6,9 @@ Three sources of truth:
 - property tests run ``tf.nn.conv2d`` on TensorFlow's default CPU path (oneDNN), in a
   worker process that survives TensorFlow's crashes, on a few hundred generated shapes;
   they skip only the empty outputs that oneDNN mishandles and its known defects;
-- one subprocess with TensorFlow's reference kernels (``TF_ENABLE_ONEDNN_OPTS=0``)
+- one subprocess with TensorFlow's Eigen kernels (``TF_ENABLE_ONEDNN_OPTS=0``)
   decides the edge cases: kernels larger than the input, empty tensors, and the
-  inputs the reference kernel rejects;
+  inputs the Eigen kernel rejects;
 - exact expectations worked out by hand from TensorFlow's rule.
 """
 
@@ -125,7 +125,7 @@ def test_output_shape_and_pads_match_tf_nn_conv2d(default, case):
         event("negative size: both reject")
         return
     if 0 in expected:
-        # oneDNN returns a wrongly shaped tensor here; the reference kernel an
+        # oneDNN returns a wrongly shaped tensor here; the Eigen kernel an
         # empty one. test_edge_cases_match_the_reference_kernel covers these.
         event("empty output")
         return
@@ -204,7 +204,7 @@ def test_nchw_forward_through_xla_matches_nhwc(default, case):
 
 
 # --------------------------------------------------------------------------------------
-# Edge cases, decided by TensorFlow's reference kernel in one subprocess
+# Edge cases, decided by TensorFlow's Eigen kernel in one subprocess
 # --------------------------------------------------------------------------------------
 
 
@@ -290,7 +290,7 @@ def edge_cases() -> list[dict]:
             "dilations": 1,
         },
     ]
-    # Pads on the batch or channel axis: the reference kernel refuses them.
+    # Pads on the batch or channel axis: the Eigen kernel refuses them.
     for pads in ([[1, 0], [0, 0], [0, 0], [0, 0]], [[0, 0], [0, 0], [0, 0], [0, 2]]):
         cases.append(
             {

@@ -160,7 +160,7 @@ def _normalise(case: dict) -> dict:
     }
 
 
-def test_layout_matches_tf_nn_conv2d(reference):
+def test_layout_matches_tf_nn_conv2d(eigen):
     cases = [_normalise(case) for case in _tf_cases()]
     batch = []
     for case in cases:
@@ -177,7 +177,7 @@ def test_layout_matches_tf_nn_conv2d(reference):
                 },
             )
         )
-    results = reference.call(batch)
+    results = eigen.call(batch)
     for case, result in zip(cases, results, strict=True):
         assert result[0] == "ok", (case, result)
         layout = diagrams.window_layout(**case)
@@ -186,7 +186,7 @@ def test_layout_matches_tf_nn_conv2d(reference):
         np.testing.assert_array_equal(drawn, computed, err_msg=str(case))
 
 
-def test_group_connections_match_tf_nn_conv2d(reference):
+def test_group_connections_match_tf_nn_conv2d(eigen):
     cases = [(6, 2, 9), (4, 1, 4), (4, 4, 3), (6, 3, 4), (8, 2, 8), (3, 1, 6)]
     batch = []
     for channels, depth, out in cases:
@@ -195,7 +195,7 @@ def test_group_connections_match_tf_nn_conv2d(reference):
         batch.append(
             ("conv2d", {"input": one_hot, "filters": filters, "strides": 1, "padding": "VALID"})
         )
-    for (channels, depth, out), result in zip(cases, reference.call(batch), strict=True):
+    for (channels, depth, out), result in zip(cases, eigen.call(batch), strict=True):
         assert result[0] == "ok"
         reached = result[1].reshape(channels, out) != 0
         np.testing.assert_array_equal(diagrams.group_connections(channels, depth, out), reached)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from companion import runtime
 
 CHAPTER = "book/03_keras_vs_tf_nn_conv2d.ipynb"
-PATHS = {"oneDNN": True, "reference": False}
+PATHS = {"oneDNN": True, "Eigen": False}
 
 
 def _claim(text: str, path: str, detail: object = "") -> str:

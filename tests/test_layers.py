@@ -121,7 +121,7 @@ def test_matches_conv2d_bitwise_forward_and_backward(config, input_shape):
     conv, nn = built_pair(config, input_shape)
     x = tf.constant(random(input_shape, seed=7))
     if config.get("data_format") == "channels_first" and not native_nchw_available():
-        # TensorFlow's reference CPU kernels have no NCHW convolution, and Conv2D fails.
+        # TensorFlow's Eigen CPU kernels have no NCHW convolution, and Conv2D fails.
         with pytest.raises(tf.errors.UnimplementedError, match="NHWC"):
             conv(x)
         assert tuple(nn(x).shape) == nn.compute_output_shape(input_shape)
@@ -141,7 +141,7 @@ def test_matches_conv2d_bitwise_forward_and_backward(config, input_shape):
 
 
 def trains_here(config: dict) -> bool:
-    """TensorFlow's reference CPU kernels have no gradient for dilation > 1 or groups > 1."""
+    """TensorFlow's Eigen CPU kernels have no gradient for dilation > 1 or groups > 1."""
     plain = config.get("groups", 1) == 1 and config.get("dilation_rate", 1) in (1, (1, 1))
     return plain or onednn_enabled()
 
@@ -219,7 +219,7 @@ def test_kernel_gradient_with_strides_and_dilation_is_correct():
     x = random((2, 11, 11, 2), seed=4)
     layer = NNConv2D(3, k, strides=s, dilation_rate=d, use_bias=False)
     layer.build(x.shape)
-    if not onednn_enabled():  # the reference kernels have no such gradient: say so
+    if not onednn_enabled():  # the Eigen kernels have no such gradient: say so
         with pytest.raises(tf.errors.InvalidArgumentError, match="dilation rates"):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_sum(layer(x))
@@ -589,7 +589,7 @@ def path_facts() -> dict[bool, dict]:
         return {bool(onednn): run.result().json() for onednn, run in runs.items()}
 
 
-@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "reference"])
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "eigen"])
 def test_forward_pass_is_the_same_on_both_paths(path_facts, onednn):
     facts = path_facts[onednn]
     assert facts["onednn"] is onednn

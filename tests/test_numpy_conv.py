@@ -1,4 +1,4 @@
-"""companion.numpy_conv's forward pass against TensorFlow: the reference kernels, the
+"""companion.numpy_conv's forward pass against TensorFlow: the Eigen kernels, the
 default path for NCHW, exact integer cases, dtypes and the errors.
 
 TensorFlow runs in two long-lived child processes (tests/tf_worker.py, fixtures in
@@ -27,17 +27,17 @@ from tests.conv_cases import (
 from tests.helpers import SETTINGS
 
 # --------------------------------------------------------------------------
-# Forward: tf.nn.conv2d on the reference kernels
+# Forward: tf.nn.conv2d on the Eigen kernels
 # --------------------------------------------------------------------------
 
 
 @settings(max_examples=200, **SETTINGS)
 @given(config=configs())
-def test_conv2d_matches_the_reference_kernel(reference, config):
+def test_conv2d_matches_the_eigen_kernel(eigen, config):
     x, w = config.arrays(config.input_shape, config.filter_shape)
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    # The reference kernels have no NCHW forward on the CPU: they get the NHWC equivalent.
-    tf_out, tf_64 = reference.call(
+    # The Eigen kernels have no NCHW forward on the CPU: they get the NHWC equivalent.
+    tf_out, tf_64 = eigen.call(
         [
             ("conv2d", {"input": config.to_nhwc(x), "filters": w, **config.nhwc_args}),
             ("conv2d", {"input": config.to_nhwc(x64), "filters": w64, **config.nhwc_args}),
@@ -77,7 +77,7 @@ def test_conv2d_nchw_matches_the_default_path(default, config):
     assume(nonempty(config))
     # TensorFlow 2.21's oneDNN float32 forward returns zeros or garbage for some batches of
     # two or more with strides (1, s > 1) and an output one column wide, in NHWC as well
-    # as NCHW (the reference kernels are right): leave that corner to the reference test.
+    # as NCHW (the Eigen kernels are right): leave that corner to the Eigen test.
     geometry = conv_geometry(config.input_shape, config.filter_shape, **config.args)
     sh, sw = geometry.strides
     assume(not (config.batch > 1 and sh == 1 and sw > 1 and geometry.out_width == 1))
@@ -164,7 +164,7 @@ HAND_CASES = [
         np.stack([2 * ONE_TO_NINE[..., 0], 30 * ONE_TO_NINE[..., 0]], axis=-1),
     ),
     (
-        # A kernel larger than the input under VALID: an empty result, as the reference kernel.
+        # A kernel larger than the input under VALID: an empty result, as the Eigen kernel.
         "larger-kernel",
         plane([[1, 2], [3, 4]]),
         np.ones((3, 3, 1, 1)),
@@ -221,10 +221,10 @@ def test_hand_checked_gradients(method):
     np.testing.assert_array_equal(dw[:, :, 0, 0], [[1, 3], [7, 9]])
 
 
-def test_int32_wraps_modulo_2_to_the_32_as_tensorflow(reference):
+def test_int32_wraps_modulo_2_to_the_32_as_tensorflow(eigen):
     x = np.full((1, 2, 2, 1), 2**20, np.int32)
     w = np.full((2, 2, 1, 1), 2**11, np.int32)
-    [tf_out] = reference.call(
+    [tf_out] = eigen.call(
         [("conv2d", {"input": x, "filters": w, "strides": 1, "padding": "VALID"})]
     )
     for method in METHODS:
@@ -234,7 +234,7 @@ def test_int32_wraps_modulo_2_to_the_32_as_tensorflow(reference):
 
 
 # --------------------------------------------------------------------------
-# Bad input: a ValueError naming the argument, wherever TensorFlow's reference kernel fails
+# Bad input: a ValueError naming the argument, wherever TensorFlow's Eigen kernel fails
 # --------------------------------------------------------------------------
 
 X = np.ones((1, 5, 5, 4), np.float32)
@@ -287,9 +287,9 @@ def test_bad_forward_arguments_name_the_argument_and_the_value(argument, bad):
         assert repr(value) in str(caught.value)
 
 
-def test_tensorflow_rejects_every_bad_forward_call_too(reference):
-    # The reference kernel (a rank-3 input would abort TensorFlow's default path).
-    results = reference.call([("conv2d", forward_call(bad)) for _, bad in BAD_FORWARD])
+def test_tensorflow_rejects_every_bad_forward_call_too(eigen):
+    # The Eigen kernel (a rank-3 input would abort TensorFlow's default path).
+    results = eigen.call([("conv2d", forward_call(bad)) for _, bad in BAD_FORWARD])
     accepted = [index for index, result in enumerate(results) if result[0] == "ok"]
     # One deliberate difference: tf.nn.conv2d reads a rank-5 input as extra batch
     # dimensions; the twin takes rank 4 only, as its specification asks.
@@ -339,7 +339,7 @@ MIXED = [
 ]
 
 
-def test_dtype_rules_follow_tensorflow(reference):
+def test_dtype_rules_follow_tensorflow(eigen):
     rng = np.random.default_rng(0)
     x = rng.integers(-3, 4, (2, 5, 5, 2)).astype(np.float64)
     w = rng.uniform(-2, 2, (3, 3, 2, 3))  # non-integers: int32 conversion truncates
@@ -360,7 +360,7 @@ def test_dtype_rules_follow_tensorflow(reference):
         call = {"out_backprop": g, "strides": strides4, "padding": "SAME"}
         calls.append(("backprop_filter", {"input": a, "filter_sizes": w.shape, **call}))
         ours.append(conv2d_backprop_filter(a, w.shape, g, 2, "SAME"))
-    results = reference.call(calls)
+    results = eigen.call(calls)
     for (name, _), result, out in zip(calls, results, ours, strict=True):
         assert result[0] == "ok", (name, result)
         assert (out.dtype, out.shape) == (result[1].dtype, result[1].shape), name
@@ -379,12 +379,10 @@ def test_dtype_and_layout_are_preserved(dtype, data_format):
     np.testing.assert_array_equal(out.astype(np.float64), 12.0)
 
 
-def test_an_input_without_channels_gives_zeros_as_the_reference_kernel(reference):
+def test_an_input_without_channels_gives_zeros_as_the_eigen_kernel(eigen):
     x = np.ones((1, 5, 5, 0), np.float32)
     w = np.ones((3, 3, 1, 2), np.float32)
-    [tf_out] = reference.call(
-        [("conv2d", {"input": x, "filters": w, "strides": 1, "padding": "SAME"})]
-    )
+    [tf_out] = eigen.call([("conv2d", {"input": x, "filters": w, "strides": 1, "padding": "SAME"})])
     for method in METHODS:
         out = conv2d(x, w, 1, "SAME", method=method)
         np.testing.assert_array_equal(out, tf_out[1])

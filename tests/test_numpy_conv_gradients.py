@@ -82,7 +82,7 @@ def test_gradients_match_gradient_tape(default, config):
     assert ref[0] == "ok", ref
     desired_dx, desired_dw = config.from_nhwc(ref[1][0]), ref[1][1]
     # oneDNN computes float32 gradients for SAME and VALID only; everything else goes to
-    # the reference kernels, which lack dilated, grouped and NCHW gradients.
+    # the Eigen kernels, which lack dilated, grouped and NCHW gradients.
     dilated = four_nhwc(nhwc["dilations"]) != [1, 1, 1, 1]
     unsupported = (config.dtype != "float32" or not isinstance(config.padding, str)) and (
         dilated or config.groups > 1 or config.data_format == "NCHW"

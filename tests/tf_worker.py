@@ -1,6 +1,6 @@
 """A TensorFlow process that stays up for a test module: TensorFlow as a test oracle.
 
-TensorFlow chooses its CPU path (oneDNN or the reference kernels) once, at
+TensorFlow chooses its CPU path (oneDNN or the Eigen kernels) once, at
 import, from ``TF_ENABLE_ONEDNN_OPTS``, so a test that needs a given path runs
 TensorFlow in a child process with the variable set (as
 ``companion.runtime.run_python`` does). Importing TensorFlow takes seconds, too
@@ -159,7 +159,7 @@ class TFWorker:
     ----------
     onednn : bool
         ``TF_ENABLE_ONEDNN_OPTS`` for the child: ``True`` is TensorFlow's default
-        path on x86, ``False`` the reference kernels.
+        path on x86, ``False`` the Eigen kernels.
     """
 
     def __init__(self, onednn: bool) -> None:

@@ -138,13 +138,13 @@ def conv2d(
     ndarray
         In ``data_format`` order, of ``input``'s dtype. Empty batches and
         kernels larger than the input under ``VALID`` give empty results, as
-        in TensorFlow's reference kernel.
+        in TensorFlow's Eigen kernel.
 
     Raises
     ------
     ValueError
         Naming the argument, the value and what was expected, wherever
-        TensorFlow's reference kernel rejects the call.
+        TensorFlow's Eigen kernel rejects the call.
 
     Notes
     -----
