@@ -111,8 +111,11 @@ site-test: $(STAMP)
 	$(BIN)/pytest -p no:cacheprovider tests/site
 
 # Speed is measured, never asserted: see benchmarks/conv_speed.py. BENCH_ARGS="--quick --json x.json"
+# The suite runs twice, in two processes: with every thread, then with one (TensorFlow
+# fixes its thread pools when it starts); each run's --json/--csv file is its own.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.conv_speed $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.conv_speed --threads 1 $(BENCH_ARGS)
 
 execute: $(STAMP)
 	$(BIN)/jupyter execute --inplace --timeout=900 $(NOTEBOOKS)

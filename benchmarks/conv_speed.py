@@ -90,6 +90,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -375,7 +376,12 @@ def run(
         x, w, dy = case.arrays()
         references = reference.functions(case, x, w, dy)
         ours = {method: numpy_functions(case, x, w, dy, method) for method in methods}
-        choice = numpy_conv.choose_method(case.geometry)
+        geometry = case.geometry
+        choices = {
+            "forward": numpy_conv.choose_method(geometry),
+            "backprop_input": numpy_conv.choose_input_gradient(geometry),
+            "backprop_filter": numpy_conv.choose_filter_gradient(geometry),
+        }
         mib = 1 / 2**20
         for operation in operations:
             functions = {method: ours[method][operation] for method in methods}
@@ -390,7 +396,7 @@ def run(
                     shape=case.shape,
                     operation=operation,
                     method=method,
-                    choice=choice if method == "auto" else method,
+                    choice=choices[operation] if method == "auto" else method,
                     gflop=case.flops / 1e9,
                     median_ms=1e3 * median,
                     reference_ms=(
@@ -612,7 +618,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads",
         type=int,
-        help="limit NumPy (BLAS and copies) and TensorFlow to this many threads (default: all)",
+        help="limit NumPy (BLAS and copies) and TensorFlow to this many threads (default: all);"
+        " --csv and --json files then get -threadsN in their names",
     )
     parser.add_argument(
         "--reference",
@@ -689,10 +696,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{len(cases)} shapes, {repeats} rounds, {time.perf_counter() - started:.0f} s{load}")
     limits.close()
     if args.csv:
-        write_csv(rows, args.csv)
+        write_csv(rows, with_threads(args.csv, args.threads))
     if args.json:
-        write_json(rows, summaries, info, args.json)
+        write_json(rows, summaries, info, with_threads(args.json, args.threads))
     return 0
+
+
+def with_threads(path: str, threads: int | None) -> str:
+    """The output file of a run limited to ``threads`` threads: ``-threadsN`` before the suffix.
+
+    ``make bench`` runs the suite at all threads and at one; each run keeps its own file.
+
+    Examples
+    --------
+    >>> with_threads("speed.json", None), with_threads("out/speed.json", 1)
+    ('speed.json', 'out/speed-threads1.json')
+    """
+    if threads is None:
+        return path
+    name = Path(path)
+    return str(name.with_name(f"{name.stem}-threads{threads}{name.suffix}"))
 
 
 if __name__ == "__main__":

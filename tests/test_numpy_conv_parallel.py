@@ -49,6 +49,15 @@ def test_fast_strategies_are_exact_across_block_boundaries(config, block, thread
         # auto's own gradient algorithms (phases, transposed column blocks)
         np.testing.assert_array_equal(conv2d_backprop_input(x.shape, w, dy, **config.args), dx)
         np.testing.assert_array_equal(conv2d_backprop_filter(x, w.shape, dy, **config.args), dw)
+        # and each gradient algorithm auto may choose, on every geometry
+        geometry = conv_geometry(x.shape, w.shape, **config.args)
+        x_nhwc, dy_nhwc = config.to_nhwc(x), config.to_nhwc(dy)
+        for name, strategy in numpy_conv.INPUT_GRADIENT_STRATEGIES.items():
+            np.testing.assert_array_equal(
+                strategy(dy_nhwc, w, geometry), config.to_nhwc(dx), err_msg=name
+            )
+        for name, strategy in numpy_conv.FILTER_GRADIENT_STRATEGIES.items():
+            np.testing.assert_array_equal(strategy(x_nhwc, dy_nhwc, geometry), dw, err_msg=name)
 
 
 def test_auto_follows_its_documented_rule():

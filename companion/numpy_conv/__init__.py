@@ -14,19 +14,28 @@ CPUs, threads and BLAS threads, for every operation and method.
 ``"windows"``, ``"im2col"``; the fast ``"im2col_blocked"``, ``"taps"``,
 ``"planar"`` (cache-sized blocks spread over threads); ``"unpadded"`` (no
 padded copy, for padding larger than the work); or ``"auto"`` (the default),
-which asks :func:`choose_method`. :func:`settings` tunes speed and memory.
+which asks :func:`choose_method`. The gradients' ``"auto"`` has algorithms of
+its own (:data:`INPUT_GRADIENT_STRATEGIES`, :data:`FILTER_GRADIENT_STRATEGIES`),
+chosen by :func:`choose_input_gradient` and :func:`choose_filter_gradient`.
+:func:`settings` tunes speed and memory.
 
 Import from ``companion.numpy_conv`` itself; its submodules are internals, named
 for a reader of the code: ``operands`` (array arguments, dtypes), ``forward``,
 ``direct``, ``blocked``, ``unpadded``, ``parallel`` (threads, scratch, BLAS),
-``gradients``.
+``gradients``, ``scatter`` (the input gradient for few input channels).
 """
 
 from companion.numpy_conv import forward as _forward
+from companion.numpy_conv import gradients as _gradients
 from companion.numpy_conv import operands as _operands
 from companion.numpy_conv import parallel as _parallel
 from companion.numpy_conv.forward import choose_method, conv2d
-from companion.numpy_conv.gradients import conv2d_backprop_filter, conv2d_backprop_input
+from companion.numpy_conv.gradients import (
+    choose_filter_gradient,
+    choose_input_gradient,
+    conv2d_backprop_filter,
+    conv2d_backprop_input,
+)
 from companion.numpy_conv.parallel import (
     Settings,
     clear_workspace,
@@ -42,12 +51,18 @@ STRATEGIES = _forward.STRATEGIES
 Strategy = _forward.Strategy
 #: ``auto`` sends convolutions with at most this many input channels per group to ``"planar"``.
 PLANAR_MAX_DEPTH = _forward.PLANAR_MAX_DEPTH
+#: The input gradient's algorithms by name; each takes ``(dy_nhwc, filters, geometry)``.
+INPUT_GRADIENT_STRATEGIES = _gradients.INPUT_GRADIENT_STRATEGIES
+#: The filter gradient's algorithms by name; each takes ``(x_nhwc, dy_nhwc, geometry)``.
+FILTER_GRADIENT_STRATEGIES = _gradients.FILTER_GRADIENT_STRATEGIES
 #: The dtypes ``tf.nn.conv2d`` and its input gradient accept.
 SUPPORTED_DTYPES = _operands.SUPPORTED_DTYPES
 #: The fewest output positions a block of a matrix product holds.
 MIN_BLOCK_POSITIONS = _parallel.MIN_BLOCK_POSITIONS
 
 __all__ = [
+    "FILTER_GRADIENT_STRATEGIES",
+    "INPUT_GRADIENT_STRATEGIES",
     "METHODS",
     "MIN_BLOCK_POSITIONS",
     "PLANAR_MAX_DEPTH",
@@ -55,6 +70,8 @@ __all__ = [
     "SUPPORTED_DTYPES",
     "Settings",
     "Strategy",
+    "choose_filter_gradient",
+    "choose_input_gradient",
     "choose_method",
     "clear_workspace",
     "conv2d",

@@ -16,7 +16,7 @@ import numpy as np
 
 from companion import arguments
 from companion.arithmetic import Geometry, conv_geometry
-from companion.numpy_conv import blocked, direct, operands, parallel, unpadded
+from companion.numpy_conv import blocked, direct, operands, parallel, scatter, unpadded
 from companion.numpy_conv.forward import METHODS, choose_method, forward
 
 
@@ -119,6 +119,58 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
     )
 
 
+#: ``auto``'s filter-gradient algorithms, each ``(x_nhwc, dy_nhwc, geometry) -> dw``.
+FILTER_GRADIENT_STRATEGIES = {
+    "blocked": _filter_gradient_blocked,
+    "unpadded": unpadded.filter_gradient,
+}
+
+
+def choose_filter_gradient(geometry: Geometry) -> str:
+    """The filter-gradient algorithm ``auto`` uses: ``"unpadded"`` where the padding
+    dominates (as for the forward pass), else ``"blocked"``.
+
+    Examples
+    --------
+    >>> from companion.arithmetic import conv_geometry
+    >>> choose_filter_gradient(conv_geometry((8, 32, 32, 1), (5, 5, 1, 6), 1, "VALID"))
+    'blocked'
+    """
+    return "unpadded" if choose_method(geometry) == "unpadded" else "blocked"
+
+
+#: ``auto``'s input-gradient algorithms, each ``(dy_nhwc, filters, geometry) -> dx_nhwc``.
+INPUT_GRADIENT_STRATEGIES = {
+    "phases": _input_gradient_phases,
+    "scatter": scatter.input_gradient,
+    "unpadded": unpadded.input_gradient,
+}
+
+
+def choose_input_gradient(geometry: Geometry, finite_filters: bool = True) -> str:
+    """The input-gradient algorithm ``auto`` uses.
+
+    ``"unpadded"`` where the padding dominates (as for the forward pass);
+    ``"scatter"`` where :func:`~companion.numpy_conv.scatter.worthwhile` (few
+    input channels, or fewer than output channels, without groups); otherwise
+    ``"phases"``, unless a filter is infinite or NaN: the phases multiply it by
+    padding zeros, so ``"unpadded"``.
+
+    Examples
+    --------
+    >>> from companion.arithmetic import conv_geometry
+    >>> choose_input_gradient(conv_geometry((8, 32, 32, 1), (5, 5, 1, 6), 1, "VALID"))
+    'scatter'
+    >>> choose_input_gradient(conv_geometry((8, 32, 32, 16), (3, 3, 16, 6), 2, "SAME"))
+    'phases'
+    """
+    if choose_method(geometry) == "unpadded":
+        return "unpadded"
+    if scatter.worthwhile(geometry):
+        return "scatter"
+    return "phases" if finite_filters else "unpadded"
+
+
 @parallel.single_threaded_blas()
 def conv2d_backprop_input(
     input_sizes: Sequence[int],
@@ -218,12 +270,8 @@ def conv2d_backprop_input(
     dy = operands.to_nhwc(dy, data_format).astype(compute, copy=False)
     if method == "auto":
         w_compute = w.astype(compute, copy=False)
-        # The stride phases pad out_backprop with zeros; an infinite or NaN weight times
-        # those zeros would give NaN where the sum over the real pairs has none.
-        if choose_method(geometry) == "unpadded" or not np.all(np.isfinite(w_compute)):
-            dx = unpadded.input_gradient(dy, w_compute, geometry)
-        else:
-            dx = _input_gradient_phases(dy, w_compute, geometry)
+        strategy = choose_input_gradient(geometry, bool(np.all(np.isfinite(w_compute))))
+        dx = INPUT_GRADIENT_STRATEGIES[strategy](dy, w_compute, geometry)
         return operands.from_nhwc(np.ascontiguousarray(operands.finish(dx, w.dtype)), data_format)
     g = geometry.groups
     kh, kw, cin, cout = (
@@ -360,10 +408,8 @@ def conv2d_backprop_filter(
     if method == "auto":
         x_nhwc = operands.to_nhwc(x, data_format).astype(compute, copy=False)
         dy_nhwc = operands.to_nhwc(dy, data_format).astype(compute, copy=False)
-        if choose_method(geometry) == "unpadded":
-            gradient = unpadded.filter_gradient(x_nhwc, dy_nhwc, geometry)
-        else:
-            gradient = _filter_gradient_blocked(x_nhwc, dy_nhwc, geometry)
+        strategy = FILTER_GRADIENT_STRATEGIES[choose_filter_gradient(geometry)]
+        gradient = strategy(x_nhwc, dy_nhwc, geometry)
         return operands.finish(gradient, x.dtype)
     g = geometry.groups
     kh, kw, cin, cout = sizes[0], sizes[1], sizes[2], geometry.per_group
