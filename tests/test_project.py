@@ -72,6 +72,9 @@ def test_notebook_stores_no_error_and_no_tensorflow_notice(path):
             if output.get("name") == "stderr":
                 text = "".join(output["text"])
                 assert not TF_NOTICE.search(text), f"{path.name}: TensorFlow notice stored: {text}"
+            if output.get("name") in ("stdout", "stderr"):  # TensorFlow's Python logger
+                text = "".join(output["text"])
+                assert "WARNING:tensorflow" not in text, f"{path.name}: TF log line stored: {text}"
 
 
 def _names(requirements: list[str]) -> dict[str, str]:

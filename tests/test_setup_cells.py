@@ -33,7 +33,17 @@ def test_changing_the_repository_is_caught_and_then_written(book_copy: Path):
     assert setup_cells.disagreeing(book_copy) == []
     cell = setup_cells.first_code_cell(nbformat.read(setup_cells.notebooks(book_copy)[0], 4))
     assert 'REPOSITORY = "https://github.com/someone/fork"' in cell["source"]
-    assert cell["outputs"] == []
+    assert cell["outputs"] == [] and setup_cells.TAG in cell["metadata"]["tags"]
+
+
+def test_a_visible_setup_cell_is_caught_and_then_hidden(book_copy: Path):
+    path = setup_cells.notebooks(book_copy)[0]
+    notebook = nbformat.read(path, 4)
+    setup_cells.first_code_cell(notebook)["metadata"]["tags"] = []
+    nbformat.write(notebook, path)
+    assert setup_cells.disagreeing(book_copy) == [path]
+    setup_cells.write(book_copy)
+    assert setup_cells.disagreeing(book_copy) == []
 
 
 def test_a_notebook_without_a_setup_cell_is_refused(book_copy: Path):

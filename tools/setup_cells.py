@@ -2,7 +2,8 @@
 
 The repository's address is written once, in ``_config.yml`` (``repository.url``
 and ``repository.branch``). The launch buttons read it from there; this module
-renders the first code cell of every notebook from it.
+renders the first code cell of every notebook from it, tagged ``remove-input``: it
+runs on Colab, where tags mean nothing, and the site does not show it.
 
     python -m tools.setup_cells --check   # exit 1 if a notebook disagrees
     python -m tools.setup_cells --write   # rewrite the cells (make setup-cells)
@@ -23,6 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DISTRIBUTION = "conv2d-companion"
 MARKER = "# Colab setup"
+#: The site hides the setup cell; its (empty) output would show nothing anyway.
+TAG = "remove-input"
 
 TEMPLATE = """\
 # Colab setup: on Google Colab, install the book's companion package; elsewhere do nothing.
@@ -65,9 +68,14 @@ def disagreeing(root: Path = ROOT) -> list[Path]:
     bad = []
     for path in notebooks(root):
         cell = first_code_cell(nbformat.read(path, as_version=4))
-        if cell is None or "".join(cell["source"]) != expected:
+        if cell is None or "".join(cell["source"]) != expected or not _hidden(cell):
             bad.append(path)
     return bad
+
+
+def _hidden(cell: dict) -> bool:
+    """Whether the site hides a cell's code."""
+    return TAG in cell.get("metadata", {}).get("tags", [])
 
 
 def write(root: Path = ROOT) -> list[Path]:
@@ -78,9 +86,12 @@ def write(root: Path = ROOT) -> list[Path]:
         notebook = nbformat.read(path, as_version=4)
         cell = first_code_cell(notebook)
         if cell is not None and "".join(cell["source"]).startswith(MARKER):
-            if "".join(cell["source"]) == expected:
+            if "".join(cell["source"]) == expected and _hidden(cell):
                 continue
             cell["source"] = expected
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if TAG not in tags:
+                tags.append(TAG)
         else:
             raise SystemExit(f"{path}: its first code cell is not a Colab setup cell")
         nbformat.write(notebook, path)
