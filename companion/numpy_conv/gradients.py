@@ -195,9 +195,10 @@ def conv2d_backprop_input(
     on each side, is convolved with the filters turned by 180° and with
     their in/out channels swapped, at stride 1 and the same dilations; the
     forward padding is then cut off. That is what a named ``method`` computes;
-    ``"auto"`` skips the inserted zeros by splitting the result into its
+    ``"auto"`` multiplies no inserted zero: it splits the result into its
     stride phases, each a stride-1 convolution of ``out_backprop`` with the
-    taps that reach it.
+    taps that reach it, or, for few input channels, scatters every tap's
+    products to the pixels they reached (:func:`choose_input_gradient`).
 
     Parameters
     ----------
