@@ -116,3 +116,19 @@ def test_every_figure_is_captioned_named_and_referenced(path):
         assert f"{{numref}}`{figure['name']}`" in markdown, (
             f"{path.name}: figure {figure['name']!r} is never referenced with {{numref}}"
         )
+
+
+IGNORED = "# NBVAL_IGNORE_OUTPUT"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_ignored_cell_still_asserts(path):
+    """An output nbval does not compare is checked by the cell itself (CONTRIBUTING §2)."""
+    silent = [
+        "".join(c["source"])[len(IGNORED) :].strip()[:60]
+        for c in cells(path)
+        if c["cell_type"] == "code"
+        and "".join(c["source"]).startswith(IGNORED)
+        and not re.search(r"^\s*assert\b|\bas_recorded\(", "".join(c["source"]), re.M)
+    ]
+    assert silent == [], f"{path.name}: ignored cells that assert nothing: {silent}"

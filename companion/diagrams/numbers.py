@@ -54,7 +54,7 @@ def float_number_line(precision: int = 3, exponents: Sequence[int] = (-1, 0, 1, 
                     f"[{low:g}, {high:g}): ULP {spacing:g}",
                     ha="center",
                     va="bottom",
-                    fontsize=8,
+                    fontsize=9,
                 )
         last = table[-1][1]
         ax.vlines([last], -0.1, 0.8, color="black", linewidth=1.2)
@@ -65,7 +65,7 @@ def float_number_line(precision: int = 3, exponents: Sequence[int] = (-1, 0, 1, 
             ax.set_xscale("log", base=2)
             ax.set_xlabel("value (log scale: each binade is as wide as the next)")
             ax.set_title(
-                f"A {precision}-bit significand: {table[0][3]} numbers per binade", fontsize=9
+                f"A {precision}-bit significand: {table[0][3]} numbers per binade", fontsize=10
             )
         else:
             ax.set_xlabel("value (linear scale: the gaps double at every power of two)")
@@ -117,9 +117,9 @@ def summation_trees(n: int = 8, block: int = 4) -> plt.Figure:
                 zorder=3,
             )
             if is_leaf:
-                ax.text(x, y - 0.55, f"x{node + 1}", ha="center", va="top", fontsize=8)
+                ax.text(x, y - 0.55, f"x{node + 1}", ha="center", va="top", fontsize=9)
         name = f"blocks of {block}" if method == "blocked" else method
-        ax.set_title(f"{name}: depth {depth}", fontsize=9)
+        ax.set_title(f"{name}: depth {depth}", fontsize=10)
         ax.set_xticks([])
         ax.set_xlim(-0.7, n - 0.3)
         ax.set_ylim(-1.4, n)

@@ -291,9 +291,10 @@ def fma_dot(x: np.ndarray, y: np.ndarray, *, axis: int = -1) -> np.ndarray:
 
     Built in chapter 6.
 
-    This is how BLAS matrix-product kernels and oneDNN's convolutions evaluate each
-    output on current CPUs: one rounding per term (the product is not rounded on its
-    own), left to right along the summed dimension, in the arrays' own format. A NumPy
+    This is how oneDNN's convolutions evaluated every output in chapter 6's
+    measurements, and BLAS and the Eigen kernels short sums (long ones they split into
+    blocks): one rounding per term (the product is not rounded on its own), left to
+    right along the summed dimension, in the arrays' own format. A NumPy
     expression such as ``(x * y).sum()`` rounds each product first, then adds: a
     different result in the last bits. Every step is emulated exactly: the product of
     two float16, bfloat16 or float32 numbers is exact in float64, the sum is split
