@@ -31,12 +31,12 @@ exist for every configuration. The Eigen CPU kernels have no gradient for
 dilation rates larger than 1") nor for grouped convolution: the forward pass
 works there, training does not.
 
-**Bias.** The bias is added the way ``Conv2D`` adds it, as a broadcast sum with
-a ``(1, 1, 1, filters)`` tensor, not with :func:`tf.nn.bias_add`. The sums are
-the same either way, but the gradients of the two ops add up the batch and the
-pixels in different orders (in eager mode they differ in the last bits). Using
-``Conv2D``'s ops keeps the two layers' computations identical, so their
-agreement does not depend on what TensorFlow's graph optimiser rewrites.
+**Bias.** The bias is added the way ``Conv2D`` adds it, with ``keras.ops.add`` and
+a ``(1, 1, 1, filters)`` tensor, which Keras (3.9 and newer) lowers to
+TensorFlow's ``BiasAdd``. A plain ``outputs + bias`` gives the same sums but
+becomes ``AddV2``, whose gradient adds up the batch and the pixels in another
+order, so training drifts from ``Conv2D``'s in the last bits (chapter 4 caught
+this). Using ``Conv2D``'s ops keeps the two layers' computations identical.
 
 **Backend.** The layer calls TensorFlow directly, so it needs Keras' TensorFlow
 backend (the default).
