@@ -212,6 +212,12 @@ def backward_diagram(
     return fig
 
 
+#: Font sizes of the dtype-flow diagram, in points: at :data:`WIDTH` the figure shows at
+#: nearly its own size in the site's column, so these stay legible.
+_FLOW_TEXT = 10.5
+_FLOW_NOTE = 10
+
+
 def _box(
     ax: plt.Axes, x: float, y: float, text: str, color: str, w: float = 2.3, h: float = 0.8
 ) -> tuple[float, float, float, float]:
@@ -226,20 +232,28 @@ def _box(
             linewidth=1.4,
         )
     )
-    ax.text(x, y, text, ha="center", va="center", fontsize=8.5)
+    ax.text(x, y, text, ha="center", va="center", fontsize=_FLOW_TEXT)
     return (x, y, w, h)
 
 
-def _arrow(ax: plt.Axes, start: tuple, end: tuple, text: str = "", color: str = "#333333") -> None:
+def _arrow(
+    ax: plt.Axes,
+    start: tuple,
+    end: tuple,
+    text: str = "",
+    color: str = "#333333",
+    linestyle: str = "-",
+) -> None:
     (x0, y0, w0, _), (x1, y1, w1, _) = start, end
     ax.add_patch(
         FancyArrowPatch(
             (x0 + w0 / 2, y0),
             (x1 - w1 / 2, y1),
             arrowstyle="-|>",
-            mutation_scale=12,
+            mutation_scale=14,
             color=color,
-            linewidth=1.3,
+            linewidth=1.4,
+            linestyle=linestyle,
         )
     )
     if text:
@@ -249,7 +263,7 @@ def _arrow(ax: plt.Axes, start: tuple, end: tuple, text: str = "", color: str = 
             text,
             ha="center",
             va="bottom",
-            fontsize=8,
+            fontsize=_FLOW_NOTE,
             color=color,
         )
 
@@ -261,7 +275,7 @@ def _marker(ax: plt.Axes, x: float, y: float, number: int) -> None:
         str(number),
         ha="center",
         va="center",
-        fontsize=9,
+        fontsize=10,
         color="white",
         fontweight="bold",
         zorder=10,
@@ -279,9 +293,11 @@ def dtype_flow(
 ) -> plt.Figure:
     """The first seed's two paths, as boxes and arrows: which dtype each step computes in.
 
-    Chapter 3. Pass the dtypes the notebook observed. With ``remedies``, a
-    numbered marker shows where each remedy acts: 1, cast the input to
-    float32; 2, ``dtype="float64"`` on the layer; 3,
+    Chapter 3. Pass the dtypes the notebook observed. The NumPy filter goes
+    into ``tf.nn.conv2d`` itself; the layer builds its own kernel with the
+    same values (``kernel_initializer="ones"``), drawn as a dashed arrow. With
+    ``remedies``, a numbered marker shows where each remedy acts: 1, cast the
+    input to float32; 2, ``dtype="float64"`` on the layer; 3,
     ``keras.config.set_floatx("float64")`` before the layer is built.
 
     Examples
@@ -291,66 +307,81 @@ def dtype_flow(
     'Where the dtypes part, and where each remedy acts'
     >>> plt.close(fig)
     """
-    fig, ax = plt.subplots(layout="constrained", figsize=(WIDTH, 3.6 if remedies else 3.0))
-    image = _box(ax, 1.4, 2.0, f"china.jpg / 255\n{input_dtype} batch", COLORS["input"])
-    weights = _box(ax, 1.4, 0.35, f"7×7 ones filter\n{filter_dtype}", COLORS["kernel"], h=0.7)
-    op = _box(ax, 5.0, 3.2, f"tf.nn.conv2d\nfilter converted to {op_dtype}", COLORS["other"], w=2.8)
-    cast = _box(
-        ax, 4.3, 1.0, f"Keras Conv2D: policy\n{layer_dtype}, input cast", COLORS["other"], w=2.5
+    fig, ax = plt.subplots(layout="constrained", figsize=(WIDTH, 4.3 if remedies else 3.6))
+    image = _box(ax, 1.2, 2.2, f"china.jpg / 255\n{input_dtype} batch", COLORS["input"], h=0.9)
+    weights = _box(ax, 1.2, 0.3, f"7×7 ones filter\n{filter_dtype}", COLORS["kernel"], h=0.9)
+    op = _box(
+        ax, 5.0, 3.4, f"tf.nn.conv2d\nfilter converted to {op_dtype}", COLORS["other"], w=3.4, h=0.9
     )
-    conv = _box(ax, 6.9, 1.0, f"convolution\nin {layer_dtype}", COLORS["other"], w=1.8)
-    out_op = _box(ax, 8.6, 3.2, f"{op_dtype}\noutput", COLORS["output"], w=1.6)
-    out_layer = _box(ax, 8.9, 1.0, f"{layer_dtype}\noutput", COLORS["output"], w=1.3)
+    cast = _box(
+        ax,
+        4.45,
+        1.0,
+        f"Keras Conv2D: policy\n{layer_dtype}, input cast",
+        COLORS["other"],
+        w=2.7,
+        h=0.9,
+    )
+    conv = _box(ax, 7.05, 1.0, f"convolution\nin {layer_dtype}", COLORS["other"], w=1.85, h=0.9)
+    out_op = _box(ax, 8.95, 3.4, f"{op_dtype}\noutput", COLORS["output"], w=1.5, h=0.9)
+    out_layer = _box(ax, 9.2, 1.0, f"{layer_dtype}\noutput", COLORS["output"], w=1.3, h=0.9)
     _arrow(ax, image, op)
     _arrow(ax, image, cast, color=COLORS["window"])
     ax.text(
         2.45,
-        1.3,
+        1.25,
         f"cast {input_dtype}\n→ {layer_dtype}",
         ha="right",
         va="center",
-        fontsize=8,
+        fontsize=_FLOW_NOTE,
         color=COLORS["window"],
     )
     _arrow(ax, weights, op)
-    _arrow(ax, weights, cast)
+    _arrow(ax, weights, cast, linestyle="--")
+    ax.text(
+        2.55,
+        0.1,
+        'same values: its own kernel,\nkernel_initializer="ones"',
+        ha="left",
+        va="top",
+        fontsize=_FLOW_NOTE,
+    )
     _arrow(ax, op, out_op)
     _arrow(ax, cast, conv)
     _arrow(ax, conv, out_layer)
     ax.text(
-        9.0,
-        2.1,
+        9.05,
+        2.2,
         "difference\nvalue ≠ 0",
         ha="center",
         va="center",
-        fontsize=8.5,
+        fontsize=_FLOW_NOTE,
         color=COLORS["window"],
     )
     if remedies:
-        _marker(ax, 1.4, 2.6, 1)
-        _marker(ax, 3.25, 1.55, 2)
-        _marker(ax, 5.35, 1.55, 3)
+        _marker(ax, 1.2, 2.85, 1)
+        _marker(ax, 3.2, 1.6, 2)
+        _marker(ax, 5.7, 1.6, 3)
         ax.text(
-            0.2,
-            -0.75,
-            "1  cast the batch to float32: both paths compute in float32 "
-            "(the op follows its input)\n"
-            '2  Conv2D(..., dtype="float64"): this layer computes in float64, no cast\n'
-            '3  keras.config.set_floatx("float64") before the first layer exists: '
-            "new layers compute in float64",
+            0.05,
+            -0.85,
+            "1  cast the batch to float32: both paths compute in float32\n"
+            '2  Conv2D(..., dtype="float64"): this layer computes in float64\n'
+            '3  keras.config.set_floatx("float64") before the first layer:\n'
+            "     every new layer computes in float64",
             ha="left",
             va="top",
-            fontsize=8,
-            linespacing=1.5,
+            fontsize=_FLOW_NOTE,
+            linespacing=1.4,
         )
     ax.set_title(
         "Where the dtypes part, and where each remedy acts"
         if remedies
         else "One float64 batch, two paths, two dtypes",
-        fontsize=10,
+        fontsize=11,
     )
-    ax.set_xlim(0, 10)
-    ax.set_ylim(-1.9 if remedies else -0.2, 3.9)
+    ax.set_xlim(-0.1, 10.0)
+    ax.set_ylim(-2.45 if remedies else -0.8, 4.0)
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
