@@ -216,6 +216,8 @@ def kernel_grid(
     panel_size: float = 3.0,
     value_label: Callable[[float], str] | None = kernel_value_label,
     fontsize: float = 12,
+    own_scale: bool | Sequence[bool] = False,
+    label_taps: bool | Sequence[bool] = True,
 ) -> plt.Figure:
     r"""Show 2-D kernels on one colour scale centred on zero, each tap labelled with its weight.
 
@@ -244,6 +246,15 @@ def kernel_grid(
     fontsize : float, optional
         Size of the tap labels, in points (mathtext labels, such as the
         stacked fractions of :func:`kernel_value_label`, at 70 % of it).
+    own_scale : bool or sequence of bool, optional
+        Give a kernel its own colour scale, centred on zero, and its own
+        colour bar, instead of the shared one (one flag per kernel, or one
+        for all). Useful for a kernel whose weights are all tiny, such as a
+        box blur, which would look blank on the shared scale.
+    label_taps : bool or sequence of bool, optional
+        Write each weight on its tap (one flag per kernel, or one for all);
+        ``False`` leaves a kernel's taps blank, for instance when every
+        weight is the same and the title states it.
 
     Returns
     -------
@@ -252,8 +263,9 @@ def kernel_grid(
     Raises
     ------
     ValueError
-        When ``kernels`` and ``titles`` differ in length or are empty, or a
-        kernel is not 2-D.
+        When ``kernels`` and ``titles`` differ in length or are empty, a
+        kernel is not 2-D, or ``own_scale`` or ``label_taps`` is a sequence
+        of another length.
 
     Examples
     --------
@@ -262,6 +274,13 @@ def kernel_grid(
     [(-1.0, 1.0), (-1.0, 1.0)]
     >>> [text.get_text() for text in fig.axes[1].texts]
     ['$\\dfrac{1}{4}$', '$\\dfrac{1}{4}$', '$\\dfrac{1}{4}$', '$\\dfrac{1}{4}$']
+    >>> plt.close(fig)
+    >>> fig = kernel_grid([np.eye(3), np.full((2, 2), 0.25)], ["identity", "box"],
+    ...                   own_scale=[False, True], label_taps=[True, False])
+    >>> [tuple(float(v) for v in ax.images[0].get_clim()) for ax in fig.axes[:2]]
+    [(-1.0, 1.0), (-0.25, 0.25)]
+    >>> len(fig.axes[1].texts)
+    0
     >>> plt.close(fig)
     >>> kernel_grid([np.ones(3)], ["a row"])
     Traceback (most recent call last):
@@ -278,7 +297,10 @@ def kernel_grid(
             raise ValueError(
                 f"kernels: expected 2-D kernels, kernel {index} has shape {array.shape}"
             )
-    limit = max(float(np.max(np.abs(array))) for array in arrays) or 1.0
+    own = _per_kernel_flags(own_scale, len(arrays), "own_scale")
+    labelled = _per_kernel_flags(label_taps, len(arrays), "label_taps")
+    shared = [array for array, alone in zip(arrays, own, strict=True) if not alone]
+    shared_limit = max((float(np.max(np.abs(array))) for array in shared), default=0.0) or 1.0
     ncols = len(arrays) if ncols is None else ncols
     nrows = -(-len(arrays) // ncols)
     fig, axes = plt.subplots(
@@ -286,14 +308,19 @@ def kernel_grid(
     )
     cmap = plt.get_cmap("RdBu_r")
     shown = None
-    for ax, array, title in zip(axes.flat, arrays, titles, strict=False):
-        shown = ax.imshow(array, cmap=cmap, vmin=-limit, vmax=limit)
+    for index, (ax, array, title) in enumerate(zip(axes.flat, arrays, titles, strict=False)):
+        limit = (float(np.max(np.abs(array))) or 1.0) if own[index] else shared_limit
+        image = ax.imshow(array, cmap=cmap, vmin=-limit, vmax=limit)
+        if own[index]:
+            fig.colorbar(image, ax=ax, shrink=0.8, label="weight")
+        else:
+            shown = image
         ax.set_title(title)
         ax.set_xlabel("kernel column")
         ax.set_ylabel("kernel row")
         ax.set_xticks(range(array.shape[1]))
         ax.set_yticks(range(array.shape[0]))
-        if value_label is not None:
+        if value_label is not None and labelled[index]:
             for (r, c), value in np.ndenumerate(array):
                 label = value_label(value)
                 dark = abs(value) > 0.6 * limit
@@ -309,7 +336,21 @@ def kernel_grid(
                 )
     for ax in axes.flat[len(arrays) :]:
         ax.set_visible(False)
-    fig.colorbar(shown, ax=list(axes.flat[: len(arrays)]), shrink=0.8, label="weight")
+    if shown is not None:
+        on_shared = [ax for ax, alone in zip(axes.flat, own, strict=False) if not alone]
+        fig.colorbar(shown, ax=on_shared, shrink=0.8, label="weight")
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+def _per_kernel_flags(flags: bool | Sequence[bool], count: int, name: str) -> list[bool]:
+    if isinstance(flags, (bool, np.bool_)):
+        return [bool(flags)] * count
+    result = [bool(flag) for flag in flags]
+    if len(result) != count:
+        raise ValueError(
+            f"{name}: expected a bool or one bool per kernel ({count} kernels), "
+            f"got {len(result)} flags"
+        )
+    return result
