@@ -32,3 +32,21 @@ def test_the_repository_address_leads_to_this_clone_and_pip_stays_offline(tmp_pa
     assert remote.stdout.split()[0] == local.stdout.strip()
     assert env["PIP_NO_INDEX"] == "1" and env["PIP_FIND_LINKS"] == str(tmp_path / "wheels")
     assert "PYTHONPATH" in env and str(colab_simulation.ROOT) not in env["PYTHONPATH"]
+
+
+def test_web_requests_fail_at_once_without_leaving_the_machine(tmp_path):
+    env = colab_simulation.simulated_environment(tmp_path, tmp_path / "wheels")
+    assert env["HTTPS_PROXY"] == env["https_proxy"] == colab_simulation.OFFLINE_PROXY
+    assert not {"NO_PROXY", "no_proxy"} & set(env)
+    code = (
+        "import urllib.request\n"
+        "try:\n"
+        "    urllib.request.urlopen('https://storage.googleapis.com/', timeout=20)\n"
+        "except OSError as error:\n"
+        "    print(type(error).__name__)\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    # The request reached only the closed local port named as the proxy.
+    assert child.returncode == 0 and child.stdout.strip() == "URLError", child.stderr

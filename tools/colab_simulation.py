@@ -48,6 +48,10 @@ c.IPKernelApp.capture_fd_output = False
 """
 
 
+#: Where the simulated kernel's web requests go: a local port nothing listens on.
+OFFLINE_PROXY = "http://127.0.0.1:9"
+
+
 def simulated_environment(scratch: Path, wheels: Path) -> dict[str, str]:
     """Return the environment variables of a simulated Colab kernel, files made in scratch."""
     # A namespace package (no google/__init__.py): protobuf's google.protobuf still imports.
@@ -57,8 +61,19 @@ def simulated_environment(scratch: Path, wheels: Path) -> dict[str, str]:
     profile.mkdir(parents=True)
     (profile / "ipython_kernel_config.py").write_text(KERNEL_CONFIG)
     url, _ = setup_cells.repository()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "GIT_CONFIG"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "GIT_CONFIG")) and k.lower() != "no_proxy"
+    }
     env.update(
+        # Offline: on Colab the chapters download Fashion-MNIST; here every HTTP(S) request
+        # goes to a closed local port and fails at once, so they fall back to the digits.
+        HTTP_PROXY=OFFLINE_PROXY,
+        HTTPS_PROXY=OFFLINE_PROXY,
+        http_proxy=OFFLINE_PROXY,
+        https_proxy=OFFLINE_PROXY,
+        KERAS_HOME=str(scratch / "keras"),
         PYTHONPATH=str(scratch / "stub"),
         PYTHONHASHSEED="0",
         IPYTHONDIR=str(scratch / "ipython"),
