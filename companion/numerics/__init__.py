@@ -17,6 +17,8 @@ the last bits. This package says how far apart they may be, and why:
 - :mod:`~companion.numerics.summation` (chapter 6): sums in several orders
   with their bounds, and :func:`fma_dot`, the chain of fused multiply-adds
   that BLAS and oneDNN kernels evaluate;
+- :mod:`~companion.numerics.chains` (chapter 6): :func:`fma_conv2d`, a convolution
+  evaluated as one chain of fused multiply-adds per output, in the filter's order;
 - :mod:`~companion.numerics.accurate` (chapter 6): :func:`accurate_conv2d`
   (float64 accumulation, a compensated dot product, or the exactly rounded
   result).
@@ -43,6 +45,7 @@ from companion.numerics.bounds import (
     dot_error_bound,
     gamma,
 )
+from companion.numerics.chains import fma_conv2d
 from companion.numerics.formats import (
     FloatFormat,
     float_format,
@@ -79,6 +82,7 @@ __all__ = [
     "conv_magnitude",
     "dot_error_bound",
     "float_format",
+    "fma_conv2d",
     "fma_dot",
     "gamma",
     "probabilistic_error_bound",
