@@ -49,6 +49,7 @@ CALLS = {
         for mode in numerics.ACCURATE_MODES
     },
     "conv_error_bound": _conv(numerics.conv_error_bound),
+    "fma_conv2d": _conv(numerics.fma_conv2d),
     "conv_magnitude": _conv(numerics.conv_magnitude),
     "assert_conv_close": (
         numerics.assert_conv_close,

@@ -292,6 +292,7 @@ def test_public_api():
         "bound_probability",
         "compensated_error_bound",
         "conv_magnitude",
+        "fma_conv2d",
         "fma_dot",
         "probabilistic_error_bound",
         "probabilistic_gamma",
