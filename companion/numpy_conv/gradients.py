@@ -92,24 +92,28 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
         spans, fill = blocked.planar_columns(x, geometry, grid)
     else:
         spans, fill = blocked.nhwc_columns(x, geometry)
-    # The blocks' products are added in block order, whatever the number of threads:
-    # each wave of blocks is multiplied in parallel, then added one by one.
-    threads = parallel.block_threads(len(spans))
-    products = np.empty((threads, groups, terms, per_group), dtype=x.dtype)
-    total = np.zeros((groups, terms, per_group), dtype=x.dtype)
-    for first in range(0, len(spans), threads):
-        wave = spans[first : first + threads]
+    # Block b's product is added to lane b % lanes, in block order, and the lanes are
+    # added in lane order: a fixed sum whatever the threads, which take whole lanes.
+    lanes = min(parallel.MIN_BLOCKS, len(spans))
+    sums = np.empty((lanes, groups, terms, per_group), dtype=x.dtype)
 
-        def multiply(index: int, wave=wave) -> None:
-            n0, n1, i0, i1 = wave[index]
+    def lane(index: int) -> None:
+        for number in range(index, len(spans), lanes):
+            n0, n1, i0, i1 = spans[number]
             gradient = dy[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
-            columns = fill(wave[index])
+            columns = fill(spans[number])
             rows = columns if planar else columns.transpose(0, 2, 1)  # (groups, terms, positions)
-            np.matmul(rows, gradient, out=products[index])
+            if number == index:
+                np.matmul(rows, gradient, out=sums[index])
+            else:
+                product = parallel.scratch("product", sums.shape[1:], x.dtype)
+                np.matmul(rows, gradient, out=product)
+                sums[index] += product
 
-        parallel.for_each_block(multiply, len(wave))
-        for product in products[: len(wave)]:
-            total += product
+    parallel.for_each_block(lane, lanes)
+    total = sums[0]
+    for partial in sums[1:]:
+        total += partial
     if planar:
         ordered = np.empty_like(total)
         ordered[:, blocked.planar_order(geometry, grid)] = total

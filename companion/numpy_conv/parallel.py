@@ -160,21 +160,42 @@ def _merged() -> Settings:
 #: speed falls off quickly for fewer rows.
 MIN_BLOCK_POSITIONS = 512
 
+#: Work is cut into at least this many blocks, so that the threads share it
+#: evenly (one block per thread leaves a core idle on a small layer, five
+#: blocks on two threads one core idle a fifth of the time), unless that leaves
+#: less than :data:`MIN_SPLIT_BYTES` of scratch per block. A fixed number,
+#: not the thread count: how a result is cut into blocks never depends on the
+#: threads.
+MIN_BLOCKS = 8
+
+#: The least scratch per block that :data:`MIN_BLOCKS` may leave: below about a
+#: megabyte, the Python work around each block's copies and product, which holds
+#: the interpreter's lock, kept two threads slower than one on the machine that
+#: built the book.
+MIN_SPLIT_BYTES = 1 << 20
+
 
 def block_budget(geometry: Geometry, itemsize: int, per_position: int) -> int:
     """Scratch bytes per block, for ``per_position`` bytes of scratch per output position.
 
     ``Settings.block_bytes`` at most; no more than the output's size, unless
-    that leaves fewer than :data:`MIN_BLOCK_POSITIONS` positions.
+    that leaves fewer than :data:`MIN_BLOCK_POSITIONS` positions; and no more
+    than a :data:`MIN_BLOCKS`-th of the output positions, unless that leaves
+    less than :data:`MIN_SPLIT_BYTES` per block.
 
     Examples
     --------
     >>> from companion.arithmetic import conv_geometry
     >>> block_budget(conv_geometry((1, 8, 8, 1), (3, 3, 1, 1), 1, "SAME"), 4, 36)
     18432
+    >>> block_budget(conv_geometry((1, 14, 14, 256), (3, 3, 256, 256), 1, "SAME"), 4, 9216)
+    1048576
     """
     output = int(np.prod(geometry.output_shape)) * itemsize
-    return min(_settings.block_bytes, max(output, MIN_BLOCK_POSITIONS * per_position))
+    budget = min(_settings.block_bytes, max(output, MIN_BLOCK_POSITIONS * per_position))
+    positions = geometry.batch * geometry.out_height * geometry.out_width
+    even = max(-(-positions // MIN_BLOCKS) * per_position, MIN_SPLIT_BYTES)
+    return min(budget, even)
 
 
 _workspace = threading.local()
