@@ -103,11 +103,13 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
             gradient = dy[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
             columns = fill(spans[number])
             rows = columns if planar else columns.transpose(0, 2, 1)  # (groups, terms, positions)
-            if number == index:
-                np.matmul(rows, gradient, out=sums[index])
+            first = number == index
+            product = sums[index] if first else parallel.scratch("product", sums.shape[1:], x.dtype)
+            if groups == 1:  # np.matmul would hold the interpreter's lock for a small result
+                np.dot(rows[0], gradient[0], out=product[0])
             else:
-                product = parallel.scratch("product", sums.shape[1:], x.dtype)
                 np.matmul(rows, gradient, out=product)
+            if not first:
                 sums[index] += product
 
     parallel.for_each_block(lane, lanes)
