@@ -27,7 +27,8 @@ def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) ->
     so only the taps with ``a·dh ≡ r (mod sh)`` reach the rows of one phase, each
     shifted by ``(a·dh) // sh``: per phase, a convolution of ``dy`` (zero-padded)
     with those taps turned by 180°, their channels swapped, at stride 1 and a
-    smaller dilation, computed by ``auto``. Returns the unpadded NHWC gradient.
+    smaller dilation, computed by ``auto`` for the phase's rows and columns that
+    are input pixels (not padding). Returns the NHWC gradient.
     """
     (top, _), (left, _) = geometry.pads
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
@@ -35,10 +36,66 @@ def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) ->
     groups, depth = geometry.groups, geometry.in_depth
     per_group = geometry.per_group
     batch, out_h, out_w, out_channels = geometry.output_shape
-    padded_h, padded_w = geometry.padded_size
     # Each tap's matrix with its channels swapped within each group: (kh, kw, per group, C).
     swapped = w.reshape(kh, kw, depth, groups, per_group).transpose(0, 1, 4, 3, 2)
     swapped = swapped.reshape(kh, kw, per_group, geometry.in_channels)
+
+    def phase(stride, dilation, kernel_size, first, size, out_size, p):
+        """Taps, shifts, inner padding and the input's first index and count for phase p."""
+        taps = [a for a in range(kernel_size) if (a * dilation) % stride == p]
+        shifts = [(a * dilation) // stride for a in taps]
+        u0 = max(0, -((p - first) // stride))  # the phase's first index inside the input
+        u1 = -((p - first - size) // stride)  # and one past its last
+        pads = (shifts[-1] - u0, u1 - shifts[0] - out_size) if taps else (0, 0)
+        step = shifts[1] - shifts[0] if len(shifts) > 1 else 1
+        return taps, step, pads, p + u0 * stride - first, u1 - u0
+
+    rows_of = [phase(sh, dh, kh, top, geometry.in_height, out_h, p) for p in range(sh)]
+    cols_of = [phase(sw, dw, kw, left, geometry.in_width, out_w, p) for p in range(sw)]
+    parts = [(r, c) for r in rows_of for c in cols_of if r[4] > 0 and c[4] > 0]
+    if any(min(*r[2], *c[2]) < 0 for r, c in parts):
+        return _input_gradient_padded_phases(dy, swapped, geometry)
+    nhwc = (batch, geometry.in_height, geometry.in_width, geometry.in_channels)
+    dx = None
+    for (rows, step_a, pads_a, r0, height), (cols, step_b, pads_b, c0, width) in parts:
+        if not rows or not cols:
+            continue  # no tap reads these pixels: their gradient is zero
+        kernel = np.ascontiguousarray(swapped[rows][:, cols][::-1, ::-1])
+        inner = Geometry(
+            batch=batch,
+            in_height=out_h,
+            in_width=out_w,
+            in_channels=out_channels,
+            kernel_height=len(rows),
+            kernel_width=len(cols),
+            in_depth=per_group,
+            out_channels=geometry.in_channels,
+            groups=groups,
+            strides=(1, 1),
+            dilations=(step_a, step_b),
+            pads=(pads_a, pads_b),
+            out_height=height,
+            out_width=width,
+        )
+        result = forward(dy, kernel, inner, "auto")
+        if (sh, sw) == (1, 1):
+            return result  # the one phase is the whole gradient
+        if dx is None:
+            dx = np.zeros(nhwc, dtype=dy.dtype)
+        dx[:, r0::sh, c0::sw] = result
+    return np.zeros(nhwc, dtype=dy.dtype) if dx is None else dx
+
+
+def _input_gradient_padded_phases(
+    dy: np.ndarray, swapped: np.ndarray, geometry: Geometry
+) -> np.ndarray:
+    """:func:`_input_gradient_phases` over the padded input, then cropped: for padding
+    wider than the kernel reaches, where a phase's own padding would be negative."""
+    (top, _), (left, _) = geometry.pads
+    (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
+    kh, kw = geometry.kernel_height, geometry.kernel_width
+    batch, out_h, out_w, out_channels = geometry.output_shape
+    padded_h, padded_w = geometry.padded_size
     dx = np.zeros((batch, padded_h, padded_w, geometry.in_channels), dtype=dy.dtype)
     for pa in range(min(sh, padded_h)):
         rows = [a for a in range(kh) if (a * dh) % sh == pa]
@@ -58,9 +115,9 @@ def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) ->
                 in_channels=out_channels,
                 kernel_height=len(rows),
                 kernel_width=len(cols),
-                in_depth=per_group,
+                in_depth=geometry.per_group,
                 out_channels=geometry.in_channels,
-                groups=groups,
+                groups=geometry.groups,
                 strides=(1, 1),
                 dilations=(
                     qa[1] - qa[0] if len(qa) > 1 else 1,
