@@ -215,7 +215,7 @@ def choose_input_gradient(geometry: Geometry, finite_filters: bool = True) -> st
 
     ``"unpadded"`` where the padding dominates (as for the forward pass);
     ``"scatter"`` where :func:`~companion.numpy_conv.scatter.worthwhile` (few
-    input channels, or fewer than output channels, without groups); otherwise
+    input channels, without groups); otherwise
     ``"phases"``, unless a filter is infinite or NaN: the phases multiply it by
     padding zeros, so ``"unpadded"``.
 

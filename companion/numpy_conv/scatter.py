@@ -25,21 +25,24 @@ from companion.arithmetic import Geometry
 from companion.numpy_conv import parallel
 
 #: ``auto``'s input gradient scatters the products when the forward input has at most
-#: this many channels (and no groups): the first layer on grey or colour images.
-MAX_CHANNELS = 3
+#: this many channels (and no groups): the first layer on grey or colour images, and
+#: other narrow inputs.
+MAX_CHANNELS = 8
 
 
 def worthwhile(geometry: Geometry) -> bool:
     """Whether ``auto`` computes this geometry's input gradient by scattering products.
 
     Without groups, for a kernel larger than 1×1, when the forward input has
-    at most :data:`MAX_CHANNELS` channels or fewer channels than the output.
-    Scattering writes and reads ``kh·kw·in_channels`` products per output
-    position where the textbook route copies ``kh·kw·out_channels`` column
-    entries: the fewer input channels, the less memory traffic. A 1×1 kernel's
-    gradient is one matrix product that reads the output gradient in place,
-    and scattering would only add copies. (Measured with ``make bench`` on
-    the machine that built the book.)
+    at most :data:`MAX_CHANNELS` channels. Scattering writes and reads
+    ``kh·kw·in_channels`` products per output position where the stride
+    phases (:func:`~companion.numpy_conv.gradients.choose_input_gradient`)
+    run a convolution whose matrix products have only ``in_channels``
+    columns: the fewer input channels, the better scattering does. On the
+    machine that built the book it was 2 to 4 times faster for 1 to 4
+    channels, about as fast at 8, and slower from 16 on. A 1×1 kernel's gradient
+    is one matrix product that reads the output gradient in place, and
+    scattering would only add copies.
 
     Examples
     --------
@@ -47,14 +50,11 @@ def worthwhile(geometry: Geometry) -> bool:
     >>> worthwhile(conv_geometry((8, 28, 28, 1), (5, 5, 1, 6), 1, "VALID"))
     True
     >>> worthwhile(conv_geometry((8, 28, 28, 32), (5, 5, 32, 64), 1, "SAME"))
-    True
-    >>> worthwhile(conv_geometry((8, 28, 28, 16), (3, 3, 16, 16), 1, "SAME"))
     False
     >>> worthwhile(conv_geometry((8, 28, 28, 16), (1, 1, 16, 64), 1, "SAME"))
     False
     """
-    channels = geometry.in_channels
-    few = channels <= MAX_CHANNELS or channels < geometry.out_channels
+    few = geometry.in_channels <= MAX_CHANNELS
     return geometry.groups == 1 and geometry.kernel_height * geometry.kernel_width > 1 and few
 
 
