@@ -36,9 +36,9 @@ def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) ->
     groups, depth = geometry.groups, geometry.in_depth
     per_group = geometry.per_group
     batch, out_h, out_w, out_channels = geometry.output_shape
-    # Each tap's matrix with its channels swapped within each group: (kh, kw, per group, C).
+    # Each tap's matrix with its channels swapped within each group, a view:
+    # (kh, kw, per group, groups, depth); _phase_kernel copies the taps of a phase.
     swapped = w.reshape(kh, kw, depth, groups, per_group).transpose(0, 1, 4, 3, 2)
-    swapped = swapped.reshape(kh, kw, per_group, geometry.in_channels)
 
     def phase(stride, dilation, kernel_size, first, size, out_size, p):
         """Taps, shifts, inner padding and the input's first index and count for phase p."""
@@ -60,7 +60,7 @@ def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) ->
     for (rows, step_a, pads_a, r0, height), (cols, step_b, pads_b, c0, width) in parts:
         if not rows or not cols:
             continue  # no tap reads these pixels: their gradient is zero
-        kernel = np.ascontiguousarray(swapped[rows][:, cols][::-1, ::-1])
+        kernel = _phase_kernel(swapped, rows, cols)
         inner = Geometry(
             batch=batch,
             in_height=out_h,
@@ -86,6 +86,20 @@ def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) ->
     return np.zeros(nhwc, dtype=dy.dtype) if dx is None else dx
 
 
+def _phase_kernel(swapped: np.ndarray, rows: list[int], cols: list[int]) -> np.ndarray:
+    """The taps ``rows × cols`` of ``swapped`` (a view), turned by 180°, as filters:
+    ``(rows, cols, per group, C)``, in one copy (the taps are evenly spaced), or none."""
+    step_a = rows[1] - rows[0] if len(rows) > 1 else 1
+    step_b = cols[1] - cols[0] if len(cols) > 1 else 1
+    taps = swapped[rows[0] : rows[-1] + 1 : step_a, cols[0] : cols[-1] + 1 : step_b][::-1, ::-1]
+    kh, kw, per_group, groups, depth = taps.shape
+    if kh * kw == 1 and groups == 1:
+        # One transposed matrix, left as a view: the matrix product reads it in place
+        # (a copy of a large transposed matrix took as long as the product itself).
+        return taps.reshape(1, 1, per_group, depth)
+    return np.ascontiguousarray(taps).reshape(kh, kw, per_group, groups * depth)
+
+
 def _input_gradient_padded_phases(
     dy: np.ndarray, swapped: np.ndarray, geometry: Geometry
 ) -> np.ndarray:
@@ -107,7 +121,7 @@ def _input_gradient_padded_phases(
             width = -(-(padded_w - pb) // sw)
             if not rows or not cols:
                 continue  # no tap reads these pixels: their gradient is zero
-            kernel = np.ascontiguousarray(swapped[rows][:, cols][::-1, ::-1])
+            kernel = _phase_kernel(swapped, rows, cols)
             inner = Geometry(
                 batch=batch,
                 in_height=out_h,
