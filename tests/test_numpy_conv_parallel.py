@@ -60,6 +60,41 @@ def test_fast_strategies_are_exact_across_block_boundaries(config, block, thread
             np.testing.assert_array_equal(strategy(x_nhwc, dy_nhwc, geometry), dw, err_msg=name)
 
 
+@settings(max_examples=100, **SETTINGS)
+@given(config=configs(dtypes=("float64",), batch=(1, 2)))
+def test_input_gradient_phases_crop_to_the_input_exactly(config):
+    # The stride phases compute only the pixels of the input (not the padding), straight
+    # into the result; the whole padded gradient, cropped, is the same sums.
+    from companion.numpy_conv.gradients import _input_gradient_phases, _phases_over
+
+    assume(nonempty(config))
+    x, w = integer_case(config)
+    geometry = conv_geometry(x.shape, w.shape, **config.args)
+    dy = np.random.default_rng(config.seed + 1).integers(-4, 5, geometry.output_shape)
+    dy = dy.astype(np.float64)
+    (top, _), (left, _) = geometry.pads
+    padded_h, padded_w = geometry.padded_size
+    whole = _phases_over(dy, w, geometry, ((0, padded_h), (0, padded_w)))
+    expected = whole[:, top : top + geometry.in_height, left : left + geometry.in_width]
+    np.testing.assert_array_equal(_input_gradient_phases(dy, w, geometry), expected)
+
+
+def test_input_gradient_phases_with_padding_wider_than_the_kernel():
+    # A 1x1 kernel under 3 rows of padding: a phase would need negative padding, so the
+    # whole padded gradient is computed and cropped; checked against the textbook route.
+    from companion.numpy_conv.gradients import _input_gradient_phases, _phases_over
+
+    rng = np.random.default_rng(3)
+    w = rng.integers(-4, 5, (1, 2, 3, 4)).astype(np.float64)
+    padding = [[0, 0], [3, 2], [1, 4], [0, 0]]
+    geometry = conv_geometry((2, 5, 6, 3), w.shape, 2, padding)
+    dy = rng.integers(-4, 5, geometry.output_shape).astype(np.float64)
+    region = ((3, 5), (1, 6))  # the input inside the padding
+    assert _phases_over(dy, w, geometry, region) is None
+    expected = conv2d_backprop_input((2, 5, 6, 3), w, dy, 2, padding, method="im2col")
+    np.testing.assert_array_equal(_input_gradient_phases(dy, w, geometry), expected)
+
+
 def test_auto_follows_its_documented_rule():
     shapes = {
         "taps": [((2, 9, 9, 16), (1, 1, 16, 8), 2), ((1, 5, 5, 64), (1, 1, 16, 8), 1)],

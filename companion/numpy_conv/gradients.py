@@ -27,47 +27,60 @@ def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) ->
     so only the taps with ``a·dh ≡ r (mod sh)`` reach the rows of one phase, each
     shifted by ``(a·dh) // sh``: per phase, a convolution of ``dy`` (zero-padded)
     with those taps turned by 180°, their channels swapped, at stride 1 and a
-    smaller dilation, computed by ``auto`` for the phase's rows and columns that
-    are input pixels (not padding). Returns the NHWC gradient.
+    smaller dilation, computed by ``auto``. Only the phase's rows and columns
+    that are input pixels are computed, straight into the result; where the
+    padding is wider than the kernel reaches (a phase would need negative
+    padding), the whole padded gradient is computed and cropped. Returns the
+    NHWC gradient.
     """
     (top, _), (left, _) = geometry.pads
+    dx = _phases_over(dy, w, geometry, ((top, geometry.in_height), (left, geometry.in_width)))
+    if dx is None:
+        padded_h, padded_w = geometry.padded_size
+        dx = _phases_over(dy, w, geometry, ((0, padded_h), (0, padded_w)))
+        dx = dx[:, top : top + geometry.in_height, left : left + geometry.in_width]
+    return dx
+
+
+def _phases_over(dy: np.ndarray, w: np.ndarray, geometry: Geometry, region) -> np.ndarray | None:
+    """The gradient over ``region``, ``((first row, rows), (first column, columns))`` of
+    the padded input, phase by phase; None if a phase would need negative padding."""
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
     kh, kw = geometry.kernel_height, geometry.kernel_width
-    groups, depth = geometry.groups, geometry.in_depth
-    per_group = geometry.per_group
+    groups, depth, per_group = geometry.groups, geometry.in_depth, geometry.per_group
     batch, out_h, out_w, out_channels = geometry.output_shape
-    # Each tap's matrix with its channels swapped within each group, a view:
-    # (kh, kw, per group, groups, depth); _phase_kernel copies the taps of a phase.
-    swapped = w.reshape(kh, kw, depth, groups, per_group).transpose(0, 1, 4, 3, 2)
 
-    def phase(stride, dilation, kernel_size, first, size, out_size, p):
-        """Taps, shifts, inner padding and the input's first index and count for phase p."""
+    def phase(stride, dilation, kernel_size, out_size, first, size, p):
+        """Phase p along one axis: its taps, their spacing, the inner padding, and
+        where its first index lies in the region and how many indices it has there."""
         taps = [a for a in range(kernel_size) if (a * dilation) % stride == p]
         shifts = [(a * dilation) // stride for a in taps]
-        u0 = max(0, -((p - first) // stride))  # the phase's first index inside the input
+        u0 = max(0, -((p - first) // stride))  # the phase's first index in the region
         u1 = -((p - first - size) // stride)  # and one past its last
         pads = (shifts[-1] - u0, u1 - shifts[0] - out_size) if taps else (0, 0)
         step = shifts[1] - shifts[0] if len(shifts) > 1 else 1
         return taps, step, pads, p + u0 * stride - first, u1 - u0
 
-    rows_of = [phase(sh, dh, kh, top, geometry.in_height, out_h, p) for p in range(sh)]
-    cols_of = [phase(sw, dw, kw, left, geometry.in_width, out_w, p) for p in range(sw)]
+    (first_row, rows), (first_col, cols) = region
+    rows_of = [phase(sh, dh, kh, out_h, first_row, rows, p) for p in range(sh)]
+    cols_of = [phase(sw, dw, kw, out_w, first_col, cols, p) for p in range(sw)]
     parts = [(r, c) for r in rows_of for c in cols_of if r[4] > 0 and c[4] > 0]
     if any(min(*r[2], *c[2]) < 0 for r, c in parts):
-        return _input_gradient_padded_phases(dy, swapped, geometry)
-    nhwc = (batch, geometry.in_height, geometry.in_width, geometry.in_channels)
+        return None
+    # Each tap's matrix with its channels swapped within each group, a view:
+    # (kh, kw, per group, groups, depth); _phase_kernel copies the taps of a phase.
+    swapped = w.reshape(kh, kw, depth, groups, per_group).transpose(0, 1, 4, 3, 2)
     dx = None
-    for (rows, step_a, pads_a, r0, height), (cols, step_b, pads_b, c0, width) in parts:
-        if not rows or not cols:
+    for (taps_a, step_a, pads_a, r0, height), (taps_b, step_b, pads_b, c0, width) in parts:
+        if not taps_a or not taps_b:
             continue  # no tap reads these pixels: their gradient is zero
-        kernel = _phase_kernel(swapped, rows, cols)
         inner = Geometry(
             batch=batch,
             in_height=out_h,
             in_width=out_w,
             in_channels=out_channels,
-            kernel_height=len(rows),
-            kernel_width=len(cols),
+            kernel_height=len(taps_a),
+            kernel_width=len(taps_b),
             in_depth=per_group,
             out_channels=geometry.in_channels,
             groups=groups,
@@ -77,13 +90,13 @@ def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) ->
             out_height=height,
             out_width=width,
         )
-        result = forward(dy, kernel, inner, "auto")
+        result = forward(dy, _phase_kernel(swapped, taps_a, taps_b), inner, "auto")
         if (sh, sw) == (1, 1):
             return result  # the one phase is the whole gradient
         if dx is None:
-            dx = np.zeros(nhwc, dtype=dy.dtype)
+            dx = np.zeros((batch, rows, cols, geometry.in_channels), dtype=dy.dtype)
         dx[:, r0::sh, c0::sw] = result
-    return np.zeros(nhwc, dtype=dy.dtype) if dx is None else dx
+    return np.zeros((batch, rows, cols, geometry.in_channels), dy.dtype) if dx is None else dx
 
 
 def _phase_kernel(swapped: np.ndarray, rows: list[int], cols: list[int]) -> np.ndarray:
@@ -98,51 +111,6 @@ def _phase_kernel(swapped: np.ndarray, rows: list[int], cols: list[int]) -> np.n
         # (a copy of a large transposed matrix took as long as the product itself).
         return taps.reshape(1, 1, per_group, depth)
     return np.ascontiguousarray(taps).reshape(kh, kw, per_group, groups * depth)
-
-
-def _input_gradient_padded_phases(
-    dy: np.ndarray, swapped: np.ndarray, geometry: Geometry
-) -> np.ndarray:
-    """:func:`_input_gradient_phases` over the padded input, then cropped: for padding
-    wider than the kernel reaches, where a phase's own padding would be negative."""
-    (top, _), (left, _) = geometry.pads
-    (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
-    kh, kw = geometry.kernel_height, geometry.kernel_width
-    batch, out_h, out_w, out_channels = geometry.output_shape
-    padded_h, padded_w = geometry.padded_size
-    dx = np.zeros((batch, padded_h, padded_w, geometry.in_channels), dtype=dy.dtype)
-    for pa in range(min(sh, padded_h)):
-        rows = [a for a in range(kh) if (a * dh) % sh == pa]
-        qa = [(a * dh) // sh for a in rows]
-        height = -(-(padded_h - pa) // sh)
-        for pb in range(min(sw, padded_w)):
-            cols = [b for b in range(kw) if (b * dw) % sw == pb]
-            qb = [(b * dw) // sw for b in cols]
-            width = -(-(padded_w - pb) // sw)
-            if not rows or not cols:
-                continue  # no tap reads these pixels: their gradient is zero
-            kernel = _phase_kernel(swapped, rows, cols)
-            inner = Geometry(
-                batch=batch,
-                in_height=out_h,
-                in_width=out_w,
-                in_channels=out_channels,
-                kernel_height=len(rows),
-                kernel_width=len(cols),
-                in_depth=geometry.per_group,
-                out_channels=geometry.in_channels,
-                groups=geometry.groups,
-                strides=(1, 1),
-                dilations=(
-                    qa[1] - qa[0] if len(qa) > 1 else 1,
-                    qb[1] - qb[0] if len(qb) > 1 else 1,
-                ),
-                pads=((qa[-1], height - qa[0] - out_h), (qb[-1], width - qb[0] - out_w)),
-                out_height=height,
-                out_width=width,
-            )
-            dx[:, pa::sh, pb::sw] = forward(dy, kernel, inner, "auto")
-    return dx[:, top : top + geometry.in_height, left : left + geometry.in_width]
 
 
 def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.ndarray:
