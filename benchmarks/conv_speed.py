@@ -5,6 +5,7 @@ Run from the repository's root::
     python -m benchmarks.conv_speed                 # the whole suite (about a minute or two)
     python -m benchmarks.conv_speed --quick         # six shapes, fewer repeats
     python -m benchmarks.conv_speed --methods auto,im2col,taps --csv speed.csv --json speed.json
+    python -m benchmarks.conv_speed --methods auto,products   # the matrix products alone too
 
 What is measured
 ----------------
@@ -38,6 +39,12 @@ input channels, grouped convolutions), in one process:
   forward pass over the suite, and the same for both gradients
   (``conv2d_backprop_input`` against ``tf.raw_ops.Conv2DBackpropInput``,
   ``conv2d_backprop_filter`` against ``tf.raw_ops.Conv2DBackpropFilter``);
+- ``--methods auto,products`` adds, for each operation, its matrix products
+  alone (:func:`products_alone`: the same FLOPs in blocks of ``auto``'s size,
+  operands already in the cache, no copies): what ``auto`` would take if
+  building its column blocks cost nothing. Their ratio to TensorFlow tells
+  apart the shapes where the copies cost the time from those where NumPy's
+  BLAS itself is slower than TensorFlow's kernel;
 - the memory table gives the peak of NumPy's allocations (traced by
   :mod:`tracemalloc`, from a cold start: the strategies' reusable scratch
   buffers are released first) during one forward call of ``auto`` and of
@@ -97,6 +104,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from companion import numpy_conv
 from companion.arithmetic import Geometry, conv_geometry
+from companion.numpy_conv import parallel
 from companion.timing import paired_ratio, peak_memory, time_interleaved
 
 __all__ = [
@@ -288,6 +296,59 @@ def numpy_functions(case: Case, x, w, dy, method: str) -> dict[str, Callable[[],
     }
 
 
+#: ``--methods auto,products`` also times each operation's matrix products alone.
+PRODUCTS = "products"
+
+
+def products_alone(case: Case, operation: str) -> Callable[[], None]:
+    """The matrix products of ``operation`` alone, as if building their operands cost nothing.
+
+    The forward pass and the input gradient are lowered to a ``rows × inner``
+    column matrix times ``inner × columns`` filters, per group (for the input
+    gradient the rows are input pixels and the inner dimension holds the
+    output gradient's taps), the filter gradient to the transposed column
+    matrix times the output gradient, summed over the rows: the same FLOPs
+    as the operation (for the input gradient, up to rounding the inner
+    dimension to a whole number). The rows are cut into blocks of the size ``auto``'s
+    column blocks have (:func:`companion.numpy_conv.parallel.block_budget`);
+    one block of columns, already in the cache, is multiplied once per block,
+    the blocks spread over the package's threads with BLAS on one thread, as
+    ``auto`` does. No copies: what is left when building the columns is free.
+    Beside TensorFlow, a ratio above 1 here means that NumPy's BLAS alone is
+    slower than TensorFlow's kernel on that shape, whatever the strategy.
+
+    Examples
+    --------
+    >>> products_alone(SUITE[0], "backprop_filter")()
+    """
+    g = case.geometry
+    input_gradient = operation == "backprop_input"
+    groups = g.groups
+    columns = g.in_depth if input_gradient else g.per_group
+    pixels = g.in_height * g.in_width if input_gradient else g.out_height * g.out_width
+    rows = g.batch * pixels
+    inner = max(1, round(g.flops / (2 * rows * columns * groups)))
+    per_row = groups * inner * 4
+    block = max(1, min(rows, parallel.block_budget(g, 4, per_row) // per_row))
+    sizes = [min(block, rows - start) for start in range(0, rows, block)]
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((groups, block, inner), dtype=np.float32)
+    b = rng.standard_normal((groups, inner, columns), dtype=np.float32)
+    gradient = rng.standard_normal((groups, block, columns), dtype=np.float32)
+
+    def one(index: int) -> None:
+        n = sizes[index]
+        if operation == "backprop_filter":
+            out = parallel.scratch("products", (groups, inner, columns), np.float32)
+            for k in range(groups):  # np.dot lets the other threads run (see the gradients)
+                np.dot(a[k, :n].T, gradient[k, :n], out=out[k])
+        else:
+            out = parallel.scratch("products", (groups, block, columns), np.float32)
+            np.matmul(a[:, :n], b, out=out[:, :n])
+
+    return lambda: parallel.for_each_block(one, len(sizes))
+
+
 # --------------------------------------------------------------------------
 # Running the suite
 # --------------------------------------------------------------------------
@@ -351,7 +412,8 @@ def run(
     reference : TensorFlowReference or NumPyReference
         What the NumPy methods are compared with.
     methods : sequence of str
-        ``companion.numpy_conv`` methods (``"auto"`` first, by convention).
+        ``companion.numpy_conv`` methods (``"auto"`` first, by convention), or
+        :data:`PRODUCTS` for the matrix products alone (:func:`products_alone`).
     operations : sequence of str
         A subset of :data:`OPERATIONS`.
     repeats : int
@@ -366,8 +428,10 @@ def run(
     list of Row
     """
     for method in methods:
-        if method not in numpy_conv.METHODS:
-            raise ValueError(f"methods: expected names from {numpy_conv.METHODS}, got {method!r}")
+        if method not in (*numpy_conv.METHODS, PRODUCTS):
+            raise ValueError(
+                f"methods: expected names from {(*numpy_conv.METHODS, PRODUCTS)}, got {method!r}"
+            )
     for operation in operations:
         if operation not in OPERATIONS:
             raise ValueError(f"operations: expected names from {OPERATIONS}, got {operation!r}")
@@ -375,7 +439,14 @@ def run(
     for case in cases:
         x, w, dy = case.arrays()
         references = reference.functions(case, x, w, dy)
-        ours = {method: numpy_functions(case, x, w, dy, method) for method in methods}
+        ours = {
+            method: (
+                {operation: products_alone(case, operation) for operation in OPERATIONS}
+                if method == PRODUCTS
+                else numpy_functions(case, x, w, dy, method)
+            )
+            for method in methods
+        }
         geometry = case.geometry
         choices = {
             "forward": numpy_conv.choose_method(geometry),
@@ -606,7 +677,10 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="six shapes, five rounds")
     parser.add_argument("--repeats", type=int, help="interleaved rounds (default 15, quick 5)")
     parser.add_argument(
-        "--methods", default="auto", help="comma-separated NumPy methods (default: auto)"
+        "--methods",
+        default="auto",
+        help="comma-separated NumPy methods (default: auto); 'products': each operation's"
+        " matrix products alone, as if building their operands were free",
     )
     parser.add_argument("--cases", nargs="*", help="only cases whose name contains one of these")
     parser.add_argument(
@@ -687,7 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory=not args.no_memory,
         progress=progress,
     )
-    summaries = summarize(rows, methods[0])
+    summaries = [s for method in methods for s in summarize(rows, method)]
     print()
     print(format_table(rows, summaries, reference.name), end="")
     load = (

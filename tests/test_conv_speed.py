@@ -99,6 +99,22 @@ def test_run_and_summaries_with_a_numpy_reference():
         conv_speed.run(TINY, NumPyReference(), operations=("backward",), repeats=1)
 
 
+def test_products_alone_are_timed_and_summarized_as_a_method():
+    rows = conv_speed.run(
+        TINY, NumPyReference(), methods=("auto", conv_speed.PRODUCTS), repeats=2, memory=False
+    )
+    products = [r for r in rows if r.method == conv_speed.PRODUCTS]
+    assert len(products) == len(TINY) * len(conv_speed.OPERATIONS)
+    assert all(r.choice == "products" and r.ratio > 0 for r in products)
+    summaries = conv_speed.summarize(rows, conv_speed.PRODUCTS)
+    assert [s.operation for s in summaries] == list(conv_speed.OPERATIONS)
+    # The products run on the package's threads, whatever their number.
+    for case in TINY:
+        for operation in conv_speed.OPERATIONS:
+            with numpy_conv.settings(threads=2, block_bytes=64):  # many blocks
+                assert conv_speed.products_alone(case, operation)() is None
+
+
 def row(case, operation, ratio):
     return Row(case, "shape", operation, "auto", "taps", 1.0, 2.0, 1.0, 0.5, ratio)
 
