@@ -119,8 +119,9 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
     Each weight's gradient sums one product per output position, so it is the
     product of the transposed im2col matrix with the output gradient; it is
     accumulated block by block over the same column blocks as the forward
-    pass (channel-first ones where ``auto`` would choose ``"planar"``).
-    Returns ``(kh, kw, depth, out_channels)``.
+    pass (channel-first ones where ``auto`` would choose ``"planar"``), into
+    a fixed number of partial sums added in a fixed order, so that the sum
+    does not depend on the threads. Returns ``(kh, kw, depth, out_channels)``.
     """
     groups, depth = geometry.groups, geometry.in_depth
     per_group = geometry.per_group
