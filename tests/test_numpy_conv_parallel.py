@@ -95,6 +95,32 @@ def test_input_gradient_phases_with_padding_wider_than_the_kernel():
     np.testing.assert_array_equal(_input_gradient_phases(dy, w, geometry), expected)
 
 
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape"),
+    [
+        ((1, 5, 6, 4), (3, 3, 4, 130)),
+        ((2, 4, 4, 2), (2, 3, 2, 200)),
+        ((1, 3, 3, 16), (1, 1, 16, 520)),
+    ],
+)
+def test_a_one_block_filter_gradient_cut_by_output_channels_is_exact(x_shape, w_shape):
+    # A layer small enough for one block: its filter gradient is cut into pieces of output
+    # channels (NHWC and planar columns, a 1x1 kernel), the same sums on any threads.
+    from companion.numpy_conv.gradients import WIDE_PIECE, _filter_gradient_blocked
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(-4, 5, x_shape).astype(np.float64)
+    geometry = conv_geometry(x_shape, w_shape, 1, "SAME")
+    dy = rng.integers(-4, 5, geometry.output_shape).astype(np.float64)
+    assert w_shape[3] >= 2 * WIDE_PIECE
+    expected = conv2d_backprop_filter(x, w_shape, dy, 1, "SAME", method="im2col")
+    for threads in (1, 2, 3):
+        for sign in (1, -1):  # so that a piece left unwritten cannot hold the last result
+            with numpy_conv.settings(threads=threads):
+                result = _filter_gradient_blocked(x, sign * dy, geometry)
+            np.testing.assert_array_equal(result, sign * expected)
+
+
 def test_auto_follows_its_documented_rule():
     shapes = {
         "taps": [((2, 9, 9, 16), (1, 1, 16, 8), 2), ((1, 5, 5, 64), (1, 1, 16, 8), 1)],
@@ -166,13 +192,15 @@ def test_requests_beyond_the_workspace_get_fresh_arrays():
 # --------------------------------------------------------------------------
 
 # One shape for each route auto takes (planar, im2col_blocked, taps, unpadded), strided,
-# grouped and dilated ones among them, large enough to be cut into many blocks.
+# grouped and dilated ones among them, large enough to be cut into many blocks, and a
+# small one whose filter gradient is cut by output channels instead.
 DETERMINISM_CASES = [
     ((4, 57, 57, 3), (7, 7, 3, 16), 2, "SAME", None),
     ((3, 30, 30, 32), (3, 3, 32, 48), 1, "SAME", None),
     ((2, 32, 32, 32), (3, 3, 8, 64), 2, "SAME", 2),
     ((2, 30, 30, 64), (1, 1, 64, 32), 2, "VALID", None),
     ((1, 6, 6, 2), (3, 3, 2, 4), 1, "SAME", 500),
+    ((1, 7, 7, 32), (3, 3, 32, 160), 1, "SAME", None),  # one block, cut by output channels
 ]
 
 DIGEST = """

@@ -123,15 +123,29 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
     a fixed number of partial sums added in a fixed order, so that the sum
     does not depend on the threads. Returns ``(kh, kw, depth, out_channels)``.
     """
-    groups, depth = geometry.groups, geometry.in_depth
-    per_group = geometry.per_group
-    terms = geometry.terms
+    groups, per_group, terms = geometry.groups, geometry.per_group, geometry.terms
     planar = choose_method(geometry) == "planar"
     if planar:
         grid = blocked.stride_phase_grid(geometry)
         spans, fill = blocked.planar_columns(x, geometry, grid)
     else:
         spans, fill = blocked.nhwc_columns(x, geometry)
+    cuts = min(parallel.MIN_BLOCKS, per_group // WIDE_PIECE)
+    if len(spans) == 1 and groups == 1 and cuts > 1:
+        # One block (a small layer, often at batch 1): its product is cut by output
+        # channels instead, into pieces fixed by the shape, for the threads to share.
+        columns = fill(spans[0])
+        rows = columns[0] if planar else columns[0].T  # (terms, positions)
+        gradient = dy.reshape(-1, per_group)
+        total = np.empty((1, terms, per_group), dtype=x.dtype)
+        pieces = parallel.split_evenly(per_group, cuts)
+
+        def piece(index: int) -> None:
+            c0, c1 = pieces[index]
+            np.matmul(rows, gradient[:, c0:c1], out=total[0, :, c0:c1])
+
+        parallel.for_each_block(piece, len(pieces))
+        return _filter_gradient_result(total, geometry, grid if planar else None)
     # Block b's product is added to lane b % lanes, in block order, and the lanes are
     # added in lane order: a fixed sum whatever the threads, which take whole lanes.
     lanes = min(parallel.MIN_BLOCKS, len(spans))
@@ -156,12 +170,23 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
     total = sums[0]
     for partial in sums[1:]:
         total += partial
-    if planar:
+    return _filter_gradient_result(total, geometry, grid if planar else None)
+
+
+#: A filter gradient computed in a single block is cut into pieces of at least this many
+#: output channels (at most ``parallel.MIN_BLOCKS`` pieces), for the threads to share.
+WIDE_PIECE = 64
+
+
+def _filter_gradient_result(total: np.ndarray, geometry: Geometry, grid) -> np.ndarray:
+    """``(groups, terms, per group)`` sums as ``(kh, kw, depth, out_channels)``; rows in
+    planar order when ``grid`` (the planar columns' stride-phase grid) is given."""
+    if grid is not None:
         ordered = np.empty_like(total)
         ordered[:, blocked.planar_order(geometry, grid)] = total
         total = ordered
     return total.transpose(1, 0, 2).reshape(
-        geometry.kernel_height, geometry.kernel_width, depth, geometry.out_channels
+        geometry.kernel_height, geometry.kernel_width, geometry.in_depth, geometry.out_channels
     )
 
 
