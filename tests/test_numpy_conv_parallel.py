@@ -24,7 +24,7 @@ from tests.helpers import SETTINGS
 # The fast strategies: blocks, stride phases, the scratch workspace, auto's choice
 # --------------------------------------------------------------------------
 
-FAST = ("im2col_blocked", "taps", "planar", "auto")
+FAST = ("im2col_blocked", "taps", "planar", "mec", "auto")
 
 
 @settings(max_examples=150, **SETTINGS)
@@ -124,14 +124,20 @@ def test_a_one_block_filter_gradient_cut_by_output_channels_is_exact(x_shape, w_
 def test_auto_follows_its_documented_rule():
     shapes = {
         "taps": [((2, 9, 9, 16), (1, 1, 16, 8), 2), ((1, 5, 5, 64), (1, 1, 16, 8), 1)],
-        "planar": [((2, 9, 9, 1), (5, 5, 1, 8), 1), ((2, 9, 9, 64), (3, 3, 8, 64), 2)],
-        "im2col_blocked": [((2, 9, 9, 9), (3, 3, 9, 8), 1), ((1, 9, 9, 64), (3, 1, 32, 8), 1)],
+        # ungrouped, a tap's filter matrix of at most MEC_MAX_TAP values
+        "mec": [((2, 9, 9, 1), (5, 5, 1, 8), 1), ((2, 9, 9, 32), (3, 3, 32, 64), 2)],
+        # few channels per group, or a dilation along the height
+        "planar": [((2, 9, 9, 64), (3, 3, 8, 64), 2), ((2, 9, 9, 3), (3, 3, 3, 8), 1, (2, 1))],
+        "im2col_blocked": [((2, 9, 9, 32), (3, 3, 32, 65), 1), ((1, 9, 9, 64), (3, 1, 32, 8), 1)],
     }
     for expected, cases in shapes.items():
-        for x_shape, w_shape, stride in cases:
-            geometry = conv_geometry(x_shape, w_shape, stride, "SAME")
+        for x_shape, w_shape, stride, *dilations in cases:
+            geometry = conv_geometry(
+                x_shape, w_shape, stride, "SAME", dilations=dilations[0] if dilations else 1
+            )
             assert numpy_conv.choose_method(geometry) == expected, (x_shape, w_shape)
-    assert {"im2col_blocked", "taps", "planar"} <= set(numpy_conv.STRATEGIES)
+    assert numpy_conv.MEC_MAX_TAP == 32 * 64
+    assert {"im2col_blocked", "taps", "planar", "mec"} <= set(numpy_conv.STRATEGIES)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -236,7 +242,7 @@ def digest(methods=("auto",)) -> str:
 def test_results_do_not_depend_on_threads_or_blas_threads():
     from threadpoolctl import threadpool_limits
 
-    fast = ("auto", "im2col_blocked", "taps", "planar")
+    fast = ("auto", "im2col_blocked", "taps", "planar", "mec")
     with numpy_conv.settings(threads=1):
         expected = digest(fast)
     for threads in (2, 3, 8, None):

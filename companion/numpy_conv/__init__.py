@@ -12,7 +12,7 @@ CPUs, threads and BLAS threads, for every operation and method.
 
 ``method=`` picks one of :data:`METHODS`: the teaching ladder ``"loops"``,
 ``"windows"``, ``"im2col"``; the fast ``"im2col_blocked"``, ``"taps"``,
-``"planar"`` (cache-sized blocks spread over threads); ``"unpadded"`` (no
+``"planar"``, ``"mec"`` (cache-sized blocks spread over threads); ``"unpadded"`` (no
 padded copy, for padding larger than the work); or ``"auto"`` (the default),
 which asks :func:`choose_method`. The gradients' ``"auto"`` has algorithms of
 its own (:data:`INPUT_GRADIENT_STRATEGIES`, :data:`FILTER_GRADIENT_STRATEGIES`),
@@ -21,7 +21,7 @@ chosen by :func:`choose_input_gradient` and :func:`choose_filter_gradient`.
 
 Import from ``companion.numpy_conv`` itself; its submodules are internals, named
 for a reader of the code: ``operands`` (array arguments, dtypes), ``forward``,
-``direct``, ``blocked``, ``unpadded``, ``parallel`` (threads, scratch, BLAS),
+``direct``, ``blocked``, ``mec``, ``unpadded``, ``parallel`` (threads, scratch, BLAS),
 ``gradients``, ``scatter`` (the input gradient for few input channels).
 """
 
@@ -51,6 +51,8 @@ STRATEGIES = _forward.STRATEGIES
 Strategy = _forward.Strategy
 #: ``auto`` sends convolutions with at most this many input channels per group to ``"planar"``.
 PLANAR_MAX_DEPTH = _forward.PLANAR_MAX_DEPTH
+#: ``auto`` sends ungrouped convolutions with a small filter matrix per tap to ``"mec"``.
+MEC_MAX_TAP = _forward.MEC_MAX_TAP
 #: The input gradient's algorithms by name; each takes ``(dy_nhwc, filters, geometry)``.
 INPUT_GRADIENT_STRATEGIES = _gradients.INPUT_GRADIENT_STRATEGIES
 #: The filter gradient's algorithms by name; each takes ``(x_nhwc, dy_nhwc, geometry)``.
@@ -63,6 +65,7 @@ MIN_BLOCK_POSITIONS = _parallel.MIN_BLOCK_POSITIONS
 __all__ = [
     "FILTER_GRADIENT_STRATEGIES",
     "INPUT_GRADIENT_STRATEGIES",
+    "MEC_MAX_TAP",
     "METHODS",
     "MIN_BLOCK_POSITIONS",
     "PLANAR_MAX_DEPTH",

@@ -8,7 +8,7 @@ import numpy as np
 
 from companion import arguments
 from companion.arithmetic import Geometry, conv_geometry
-from companion.numpy_conv import blocked, direct, operands, parallel, unpadded
+from companion.numpy_conv import blocked, direct, mec, operands, parallel, unpadded
 
 #: A strategy computes the NHWC output from the unpadded NHWC input and the
 #: filters, both already in the computation dtype; it is called only for
@@ -23,6 +23,7 @@ STRATEGIES: dict[str, Strategy] = {
     "im2col_blocked": blocked.im2col_blocked,
     "taps": blocked.taps,
     "planar": blocked.planar,
+    "mec": mec.mec,
     "unpadded": unpadded.forward,
 }
 
@@ -33,6 +34,10 @@ METHODS = ("auto", *STRATEGIES)
 #: ``auto`` sends convolutions with at most this many input channels per group
 #: to ``"planar"``.
 PLANAR_MAX_DEPTH = 8
+
+#: ``auto`` sends ungrouped convolutions whose filter matrix per tap
+#: (``in_depth × out_channels``) holds at most this many values to ``"mec"``.
+MEC_MAX_TAP = 2048
 
 
 def choose_method(geometry: Geometry) -> str:
@@ -52,10 +57,16 @@ def choose_method(geometry: Geometry) -> str:
       taps that land on the input (:func:`~companion.numpy_conv.unpadded.worthwhile`);
     - a 1×1 kernel: ``"taps"``, which is then a single matrix product per
       group, read in place when there is no stride;
-    - at most :data:`PLANAR_MAX_DEPTH` input channels per group (a first
-      layer on grey or colour images, a grouped convolution with narrow
-      groups): ``"planar"``, whose column copies run along image rows instead
-      of along the few channels;
+    - no groups, no dilation along the height, and a filter matrix per tap
+      (``in_depth × out_channels``) of at most :data:`MEC_MAX_TAP` values:
+      ``"mec"``, which copies about ``kw`` times the input instead of
+      im2col's ``kh·kw`` and multiplies it in place, one product per output
+      row; with more values per tap each of those many small products
+      spends longer repacking the filters than the smaller copy saves;
+    - at most :data:`PLANAR_MAX_DEPTH` input channels per group (a grouped
+      convolution with narrow groups, a dilated first layer): ``"planar"``,
+      whose column copies run along image rows instead of along the few
+      channels;
     - anything else: ``"im2col_blocked"``, one large matrix product per block
       of output rows (a cache-sized column buffer, no larger than the output
       unless that would leave too few rows for an efficient product).
@@ -65,6 +76,8 @@ def choose_method(geometry: Geometry) -> str:
     >>> choose_method(conv_geometry((8, 56, 56, 64), (1, 1, 64, 256), 1, "VALID"))
     'taps'
     >>> choose_method(conv_geometry((64, 28, 28, 1), (5, 5, 1, 32), 1, "SAME"))
+    'mec'
+    >>> choose_method(conv_geometry((8, 28, 28, 128), (3, 3, 4, 128), 1, "SAME"))
     'planar'
     >>> choose_method(conv_geometry((8, 56, 56, 64), (3, 3, 64, 64), 1, "SAME"))
     'im2col_blocked'
@@ -75,6 +88,12 @@ def choose_method(geometry: Geometry) -> str:
         return "unpadded"
     if geometry.kernel_height * geometry.kernel_width == 1:
         return "taps"
+    if (
+        geometry.groups == 1
+        and geometry.dilations[0] == 1
+        and geometry.in_depth * geometry.out_channels <= MEC_MAX_TAP
+    ):
+        return "mec"
     if geometry.in_depth <= PLANAR_MAX_DEPTH:
         return "planar"
     return "im2col_blocked"

@@ -17,7 +17,7 @@ import numpy as np
 from companion import arguments
 from companion.arithmetic import Geometry, conv_geometry
 from companion.numpy_conv import blocked, direct, operands, parallel, scatter, unpadded
-from companion.numpy_conv.forward import METHODS, choose_method, forward
+from companion.numpy_conv.forward import METHODS, PLANAR_MAX_DEPTH, choose_method, forward
 
 
 def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -119,12 +119,12 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
     Each weight's gradient sums one product per output position, so it is the
     product of the transposed im2col matrix with the output gradient; it is
     accumulated block by block over the same column blocks as the forward
-    pass (channel-first ones where ``auto`` would choose ``"planar"``), into
+    pass (channel-first ones for at most :data:`PLANAR_MAX_DEPTH` channels per group), into
     a fixed number of partial sums added in a fixed order, so that the sum
     does not depend on the threads. Returns ``(kh, kw, depth, out_channels)``.
     """
     groups, per_group, terms = geometry.groups, geometry.per_group, geometry.terms
-    planar = choose_method(geometry) == "planar"
+    planar = geometry.in_depth <= PLANAR_MAX_DEPTH and choose_method(geometry) in ("planar", "mec")
     if planar:
         grid = blocked.stride_phase_grid(geometry)
         spans, fill = blocked.planar_columns(x, geometry, grid)

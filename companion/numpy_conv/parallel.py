@@ -175,13 +175,16 @@ MIN_BLOCKS = 8
 MIN_SPLIT_BYTES = 1 << 20
 
 
-def block_budget(geometry: Geometry, itemsize: int, per_position: int) -> int:
+def block_budget(
+    geometry: Geometry, itemsize: int, per_position: int, min_split: int = MIN_SPLIT_BYTES
+) -> int:
     """Scratch bytes per block, for ``per_position`` bytes of scratch per output position.
 
     ``Settings.block_bytes`` at most; no more than the output's size, unless
     that leaves fewer than :data:`MIN_BLOCK_POSITIONS` positions; and no more
     than a :data:`MIN_BLOCKS`-th of the output positions, unless that leaves
-    less than :data:`MIN_SPLIT_BYTES` per block.
+    less than ``min_split`` bytes per block (:data:`MIN_SPLIT_BYTES` unless a
+    strategy's blocks do less work in Python).
 
     Examples
     --------
@@ -194,7 +197,7 @@ def block_budget(geometry: Geometry, itemsize: int, per_position: int) -> int:
     output = int(np.prod(geometry.output_shape)) * itemsize
     budget = min(_settings.block_bytes, max(output, MIN_BLOCK_POSITIONS * per_position))
     positions = geometry.batch * geometry.out_height * geometry.out_width
-    even = max(-(-positions // MIN_BLOCKS) * per_position, MIN_SPLIT_BYTES)
+    even = max(-(-positions // MIN_BLOCKS) * per_position, min_split)
     return min(budget, even)
 
 
