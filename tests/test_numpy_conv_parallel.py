@@ -140,6 +140,39 @@ def test_auto_follows_its_documented_rule():
     assert {"im2col_blocked", "taps", "planar", "mec"} <= set(numpy_conv.STRATEGIES)
 
 
+def test_the_filter_gradient_follows_its_documented_rule():
+    from companion.numpy_conv.gradients import MEC_GRADIENT_MAX_CHANNELS
+
+    limit = MEC_GRADIENT_MAX_CHANNELS
+    cases = {
+        # MEC's strips forward and at most MEC_GRADIENT_MAX_CHANNELS outputs
+        "mec": [((2, 9, 9, 1), (5, 5, 1, limit)), ((2, 9, 9, 16), (3, 3, 16, 16))],
+        # MEC forward but more outputs; im2col or planar forward; a padding that dominates
+        "blocked": [((2, 9, 9, 3), (3, 3, 3, limit + 1)), ((2, 9, 9, 64), (3, 3, 64, 64))],
+        "unpadded": [((1, 3, 3, 1), (3, 3, 1, 1))],
+    }
+    for expected, shapes in cases.items():
+        for x_shape, w_shape in shapes:
+            dilations = 50 if expected == "unpadded" else 1
+            geometry = conv_geometry(x_shape, w_shape, 1, "SAME", dilations=dilations)
+            assert numpy_conv.choose_filter_gradient(geometry) == expected, (x_shape, w_shape)
+
+
+def test_block_sums_are_added_in_an_order_fixed_by_the_block_count():
+    from companion.numpy_conv import parallel
+
+    # Terms of very different sizes: a different order of the additions changes the bits.
+    terms = np.random.default_rng(4).standard_normal(37) * 10.0 ** np.arange(-18, 19)
+    lanes = [terms[lane :: parallel.MIN_BLOCKS].sum() for lane in range(parallel.MIN_BLOCKS)]
+    expected = np.cumsum(lanes)[-1]  # lane by lane, each lane in block order
+    for threads in (1, 2, 3, 8):
+        with numpy_conv.settings(threads=threads):
+            total = parallel.sum_blocks(
+                lambda b, out: out.fill(terms[b]), len(terms), (1,), np.float64
+            )
+        assert total[0] == expected, threads
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_results_never_share_the_scratch_buffers(method):
     # Strategies reuse scratch buffers from call to call: a result must never be one.

@@ -16,7 +16,7 @@ import numpy as np
 
 from companion import arguments
 from companion.arithmetic import Geometry, conv_geometry
-from companion.numpy_conv import blocked, direct, operands, parallel, scatter, unpadded
+from companion.numpy_conv import blocked, direct, mec, operands, parallel, scatter, unpadded
 from companion.numpy_conv.forward import METHODS, PLANAR_MAX_DEPTH, choose_method, forward
 
 
@@ -146,30 +146,18 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
 
         parallel.for_each_block(piece, len(pieces))
         return _filter_gradient_result(total, geometry, grid if planar else None)
-    # Block b's product is added to lane b % lanes, in block order, and the lanes are
-    # added in lane order: a fixed sum whatever the threads, which take whole lanes.
-    lanes = min(parallel.MIN_BLOCKS, len(spans))
-    sums = np.empty((lanes, groups, terms, per_group), dtype=x.dtype)
 
-    def lane(index: int) -> None:
-        for number in range(index, len(spans), lanes):
-            n0, n1, i0, i1 = spans[number]
-            gradient = dy[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
-            columns = fill(spans[number])
-            rows = columns if planar else columns.transpose(0, 2, 1)  # (groups, terms, positions)
-            first = number == index
-            product = sums[index] if first else parallel.scratch("product", sums.shape[1:], x.dtype)
-            if groups == 1:  # np.matmul would hold the interpreter's lock for a small result
-                np.dot(rows[0], gradient[0], out=product[0])
-            else:
-                np.matmul(rows, gradient, out=product)
-            if not first:
-                sums[index] += product
+    def contribute(number: int, product: np.ndarray) -> None:  # one block's columnsᵀ @ dy
+        n0, n1, i0, i1 = spans[number]
+        gradient = dy[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
+        columns = fill(spans[number])
+        rows = columns if planar else columns.transpose(0, 2, 1)  # (groups, terms, positions)
+        if groups == 1:  # np.matmul would hold the interpreter's lock for a small result
+            np.dot(rows[0], gradient[0], out=product[0])
+        else:
+            np.matmul(rows, gradient, out=product)
 
-    parallel.for_each_block(lane, lanes)
-    total = sums[0]
-    for partial in sums[1:]:
-        total += partial
+    total = parallel.sum_blocks(contribute, len(spans), (groups, terms, per_group), x.dtype)
     return _filter_gradient_result(total, geometry, grid if planar else None)
 
 
@@ -193,21 +181,38 @@ def _filter_gradient_result(total: np.ndarray, geometry: Geometry, grid) -> np.n
 #: ``auto``'s filter-gradient algorithms, each ``(x_nhwc, dy_nhwc, geometry) -> dw``.
 FILTER_GRADIENT_STRATEGIES = {
     "blocked": _filter_gradient_blocked,
+    "mec": mec.filter_gradient,
     "unpadded": unpadded.filter_gradient,
 }
 
 
+#: ``auto`` computes the filter gradient from MEC's strips where the forward pass uses
+#: them and the layer has at most this many output channels: measured, the strips won
+#: with 6 to 32 (LeNet's and MNIST's first layers, CIFAR's ResNet block, a 7×7 kernel at
+#: batch 1) and tied or lost with 64 (MNIST's second layers, the ResNet stem).
+MEC_GRADIENT_MAX_CHANNELS = 32
+
+
 def choose_filter_gradient(geometry: Geometry) -> str:
     """The filter-gradient algorithm ``auto`` uses: ``"unpadded"`` where the padding
-    dominates (as for the forward pass), else ``"blocked"``.
+    dominates (as for the forward pass); ``"mec"`` where the forward pass uses MEC's
+    strips and there are at most :data:`MEC_GRADIENT_MAX_CHANNELS` output channels;
+    else ``"blocked"``.
 
     Examples
     --------
     >>> from companion.arithmetic import conv_geometry
     >>> choose_filter_gradient(conv_geometry((8, 32, 32, 1), (5, 5, 1, 6), 1, "VALID"))
+    'mec'
+    >>> choose_filter_gradient(conv_geometry((8, 56, 56, 64), (3, 3, 64, 64), 1, "SAME"))
     'blocked'
     """
-    return "unpadded" if choose_method(geometry) == "unpadded" else "blocked"
+    method = choose_method(geometry)
+    if method == "unpadded":
+        return "unpadded"
+    if method == "mec" and geometry.out_channels <= MEC_GRADIENT_MAX_CHANNELS:
+        return "mec"
+    return "blocked"
 
 
 #: ``auto``'s input-gradient algorithms, each ``(dy_nhwc, filters, geometry) -> dx_nhwc``.

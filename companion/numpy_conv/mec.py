@@ -42,10 +42,10 @@ def strips(xp: np.ndarray, geometry: Geometry, rows: tuple[int, int]) -> np.ndar
     """The strips of output rows ``rows = (first, stop)``, a read-only view of ``xp``.
 
     ``xp`` is the zero-padded NHWC input (or some of its images). The result
-    is ``L[n, g, j, r, b, c] = xp[n, first·sh + r, j·sw + b·dw, g·D + c]``,
-    shaped ``(images, groups, out_width, padded rows, kw, D)``, the padded
+    is ``L[g, n, j, r, b, c] = xp[n, first·sh + r, j·sw + b·dw, g·D + c]``,
+    shaped ``(groups, images, out_width, padded rows, kw, D)``, the padded
     rows being those the output rows' windows span; with a dilation along
-    the height, ``L[n, g, j, i, a, b, c]`` instead, each window's rows
+    the height, ``L[g, n, j, i, a, b, c]`` instead, each window's rows
     copied. A copy of it is what :func:`mec` multiplies.
 
     Examples
@@ -62,8 +62,8 @@ def strips(xp: np.ndarray, geometry: Geometry, rows: tuple[int, int]) -> np.ndar
     groups, depth = geometry.groups, geometry.in_depth
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
     s_n, s_h, s_w, s_c = xp.strides
-    head = (xp.shape[0], groups, geometry.out_width)
-    head_strides = (s_n, depth * s_c, sw * s_w)
+    head = (groups, xp.shape[0], geometry.out_width)
+    head_strides = (depth * s_c, s_n, sw * s_w)
     if dh == 1:
         shape = (*head, (stop - first - 1) * sh + kh, kw, depth)
         strides = (*head_strides, s_h, dw * s_w, s_c)
@@ -75,9 +75,9 @@ def strips(xp: np.ndarray, geometry: Geometry, rows: tuple[int, int]) -> np.ndar
 
 def windows(copied: np.ndarray, geometry: Geometry) -> np.ndarray:
     """The windows in a contiguous copy of :func:`strips`, a view:
-    ``(images, output rows, groups, out_width, kh·kw·D)``.
+    ``(groups, images, output rows, out_width, kh·kw·D)``.
 
-    Row ``j`` of matrix ``[n, i, g]`` is the window of output ``(i, j)``, one
+    Row ``j`` of matrix ``[g, n, i]`` is the window of output ``(i, j)``, one
     contiguous run of the strip of column ``j``; consecutive rows are a strip
     apart, so BLAS reads each matrix in place.
 
@@ -86,7 +86,7 @@ def windows(copied: np.ndarray, geometry: Geometry) -> np.ndarray:
     >>> from companion.arithmetic import conv_geometry
     >>> x = np.arange(12.0).reshape(1, 3, 4, 1)
     >>> geometry = conv_geometry(x.shape, (2, 2, 1, 1), 1, "VALID")
-    >>> windows(strips(x, geometry, (0, 2)).copy(), geometry)[0, 1, 0]
+    >>> windows(strips(x, geometry, (0, 2)).copy(), geometry)[0, 0, 1]
     array([[ 4.,  5.,  8.,  9.],
            [ 5.,  6.,  9., 10.],
            [ 6.,  7., 10., 11.]])
@@ -94,16 +94,40 @@ def windows(copied: np.ndarray, geometry: Geometry) -> np.ndarray:
     kh, kw = geometry.kernel_height, geometry.kernel_width
     (sh, _), (dh, _) = geometry.strides, geometry.dilations
     depth = geometry.in_depth
-    images, groups, out_w = copied.shape[:3]
+    groups, images, out_w = copied.shape[:3]
     rows = (copied.shape[3] - kh) // sh + 1 if dh == 1 else copied.shape[3]
     step = (sh * kw if dh == 1 else kh * kw) * depth * copied.itemsize
-    s_image, s_group, s_column = copied.strides[:3]
+    s_group, s_image, s_column = copied.strides[:3]
     return as_strided(
         copied,
-        (images, rows, groups, out_w, kh * kw * depth),
-        (s_image, step, s_group, s_column, copied.itemsize),
+        (groups, images, rows, out_w, kh * kw * depth),
+        (s_group, s_image, step, s_column, copied.itemsize),
         writeable=False,
     )
+
+
+def _blocks(x: np.ndarray, geometry: Geometry):
+    """``(spans, fill)``: blocks of output rows whose strips fit the block budget, and
+    ``fill(span)``, their strips copied into the calling thread's scratch buffer."""
+    xp = pad_scratch(x, geometry)
+    item = x.itemsize
+    # Bytes of strips per output row: a strip holds kw values per channel per row it spans.
+    spanned = geometry.strides[0] if geometry.dilations[0] == 1 else geometry.kernel_height
+    row_bytes = geometry.out_width * spanned * geometry.kernel_width * geometry.in_channels * item
+    budget = parallel.block_budget(geometry, item, row_bytes // geometry.out_width, MIN_SPLIT_BYTES)
+    spans = row_spans(geometry, row_bytes, budget)
+    n0, n1, i0, i1 = spans[0]  # the largest block
+    size = strips(xp[n0:n1], geometry, (i0, i1)).size
+
+    def fill(span: tuple[int, int, int, int]) -> np.ndarray:
+        n0, n1, i0, i1 = span
+        source = strips(xp[n0:n1], geometry, (i0, i1))
+        copied = parallel.scratch("strips", (size,), x.dtype)[: source.size]
+        copied = copied.reshape(source.shape)
+        np.copyto(copied, source)
+        return copied
+
+    return spans, fill
 
 
 def mec(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -123,26 +147,68 @@ def mec(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     array([[[45., 54.],
             [81., 90.]]])
     """
-    groups, per_group, item = geometry.groups, geometry.per_group, x.itemsize
-    xp = pad_scratch(x, geometry)
-    # Bytes of strips per output row: a strip holds kw values per channel per row it spans.
-    spanned = geometry.strides[0] if geometry.dilations[0] == 1 else geometry.kernel_height
-    row_bytes = geometry.out_width * spanned * geometry.kernel_width * geometry.in_channels * item
-    budget = parallel.block_budget(geometry, item, row_bytes // geometry.out_width, MIN_SPLIT_BYTES)
-    spans = row_spans(geometry, row_bytes, budget)
-    n0, n1, i0, i1 = spans[0]  # the largest block
-    size = strips(xp[n0:n1], geometry, (i0, i1)).size
-    filters = w.reshape(-1, groups, per_group).transpose(1, 0, 2)  # (groups, terms, per group)
+    groups, per_group = geometry.groups, geometry.per_group
+    spans, fill = _blocks(x, geometry)
+    # (groups, 1, 1, terms, per group): broadcast over the images and rows of a block
+    filters = w.reshape(-1, groups, per_group).transpose(1, 0, 2)[:, None, None]
     out = np.empty(geometry.output_shape, dtype=x.dtype)
 
     def block(index: int) -> None:
         n0, n1, i0, i1 = spans[index]
-        source = strips(xp[n0:n1], geometry, (i0, i1))
-        copied = parallel.scratch("strips", (size,), x.dtype)[: source.size]
-        copied = copied.reshape(source.shape)
-        np.copyto(copied, source)
         target = out[n0:n1, i0:i1].reshape(n1 - n0, i1 - i0, -1, groups, per_group)
-        np.matmul(windows(copied, geometry), filters, out=target.transpose(0, 1, 3, 2, 4))
+        target = target.transpose(3, 0, 1, 2, 4)  # (groups, images, rows, out_w, per group)
+        np.matmul(windows(fill(spans[index]), geometry), filters, out=target)
 
     parallel.for_each_block(block, len(spans))
     return out
+
+
+def filter_gradient(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The filter gradient from the strips: ``Σ_i windows_iᵀ @ dy_i`` over output rows ``i``.
+
+    Within a block of whole images or rows, the windows of output row ``i``
+    of all its images form one matrix (the copied strips of consecutive
+    images follow one another), multiplied by that row of the output
+    gradient, copied output-row-major; each block's rows are summed in order
+    and the blocks in :func:`~companion.numpy_conv.parallel.sum_blocks`'s
+    fixed order. Returns ``(kh, kw, depth, out_channels)``.
+
+    Examples
+    --------
+    >>> from companion.arithmetic import conv_geometry
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> geometry = conv_geometry(x.shape, (3, 3, 1, 1), 1, "VALID")
+    >>> filter_gradient(x, np.ones((1, 2, 2, 1)), geometry)[..., 0, 0]
+    array([[10., 14., 18.],
+           [26., 30., 34.],
+           [42., 46., 50.]])
+    """
+    groups, per_group, terms = geometry.groups, geometry.per_group, geometry.terms
+    out_w = geometry.out_width
+    spans, fill = _blocks(x, geometry)
+
+    def contribute(number: int, total: np.ndarray) -> None:
+        n0, n1, i0, i1 = spans[number]
+        images, rows = n1 - n0, i1 - i0
+        view = windows(fill(spans[number]), geometry)  # (groups, images, rows, out_w, terms)
+        s_group, _, s_row, s_column, s_term = view.strides
+        # The copy is contiguous, so image n + 1's strips follow image n's: one matrix per row.
+        by_row = as_strided(
+            view, (groups, rows, images * out_w, terms), (s_group, s_row, s_column, s_term)
+        )
+        shape = (groups, rows, images, out_w, per_group)
+        gradient = parallel.scratch("gradient rows", shape, x.dtype)
+        block = dy[n0:n1, i0:i1].reshape(images, rows, out_w, groups, per_group)
+        np.copyto(gradient, block.transpose(3, 1, 0, 2, 4))
+        products = parallel.scratch("row products", (groups, rows, terms, per_group), x.dtype)
+        np.matmul(
+            by_row.transpose(0, 1, 3, 2),
+            gradient.reshape(groups, rows, images * out_w, per_group),
+            out=products,
+        )
+        np.sum(products, axis=1, out=total)
+
+    total = parallel.sum_blocks(contribute, len(spans), (groups, terms, per_group), x.dtype)
+    return total.transpose(1, 0, 2).reshape(
+        geometry.kernel_height, geometry.kernel_width, geometry.in_depth, geometry.out_channels
+    )

@@ -402,3 +402,36 @@ def for_each_block(function: Callable[[int], None], blocks: int) -> None:
                 function(index)
 
         run_parallel([work] * threads, _block_pool)
+
+
+def sum_blocks(
+    contribute: Callable[[int, np.ndarray], None], blocks: int, shape: tuple[int, ...], dtype
+) -> np.ndarray:
+    """``Σ_b contribute(b)`` over ``blocks`` blocks, in an order fixed by ``blocks`` alone.
+
+    ``contribute(b, out)`` writes block ``b``'s term into ``out``. Block ``b``
+    is added to partial sum ``b % lanes`` (``lanes = min(MIN_BLOCKS, blocks)``)
+    in block order, and the partial sums are added in order at the end;
+    threads (:func:`for_each_block`) take whole partial sums, so the result
+    is the same bits on any number of threads, with no wait between blocks.
+
+    Examples
+    --------
+    >>> sum_blocks(lambda b, out: out.fill(b), 10, (2,), np.float64)
+    array([45., 45.])
+    """
+    lanes = min(MIN_BLOCKS, blocks)
+    sums = np.empty((lanes, *shape), dtype=dtype)
+
+    def lane(index: int) -> None:
+        contribute(index, sums[index])
+        for number in range(index + lanes, blocks, lanes):
+            term = scratch("term", shape, dtype)
+            contribute(number, term)
+            sums[index] += term
+
+    for_each_block(lane, lanes)
+    total = sums[0]
+    for partial in sums[1:]:
+        total += partial
+    return total
