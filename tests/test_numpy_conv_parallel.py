@@ -140,6 +140,27 @@ def test_auto_follows_its_documented_rule():
     assert {"im2col_blocked", "taps", "planar", "mec"} <= set(numpy_conv.STRATEGIES)
 
 
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_mec_blocks_of_columns_are_exact(padding):
+    # An image wider than MIN_COLUMNS output columns, with blocks too small for one image:
+    # MEC cuts each image's strips into blocks of columns, forward and filter gradient.
+    from companion.numpy_conv import mec
+
+    rng = np.random.default_rng(8)
+    x = rng.integers(-4, 5, (2, 6, 3 * mec.MIN_COLUMNS + 5, 3)).astype(np.float64)
+    w = rng.integers(-4, 5, (3, 3, 3, 5)).astype(np.float64)
+    geometry = conv_geometry(x.shape, w.shape, (2, 1), padding)
+    dy = rng.integers(-4, 5, geometry.output_shape).astype(np.float64)
+    y = conv2d(x, w, (2, 1), padding, method="loops")
+    dw = conv2d_backprop_filter(x, w.shape, dy, (2, 1), padding, method="im2col")
+    for threads in (1, 2, 3):
+        with numpy_conv.settings(block_bytes=1, threads=threads):
+            spans, _ = mec._blocks(x, geometry)
+            assert len(spans) == 2 * 3 and min(j1 - j0 for *_, j0, j1 in spans) >= mec.MIN_COLUMNS
+            np.testing.assert_array_equal(mec.mec(x, w, geometry), y)
+            np.testing.assert_array_equal(mec.filter_gradient(x, dy, geometry), dw)
+
+
 def test_the_filter_gradient_follows_its_documented_rule():
     from companion.numpy_conv.gradients import MEC_GRADIENT_MAX_CHANNELS
 

@@ -252,7 +252,7 @@ def pad_scratch(x: np.ndarray, geometry: Geometry) -> np.ndarray:
     return padded
 
 
-def row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[int, int, int, int]]:
+def _row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[int, int, int, int]]:
     """Blocks of output rows ``(n0, n1, i0, i1)`` whose columns fit in ``budget`` bytes.
 
     Whole images when one fits, else rows of one image; either way the
@@ -271,7 +271,7 @@ def row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[int
 def nhwc_columns(x: np.ndarray, geometry: Geometry):
     """im2col in blocks: ``(spans, fill)``, ``fill(span)`` giving ``(groups, positions, terms)``.
 
-    ``spans`` are blocks of output rows (:func:`row_spans`); the terms of a
+    ``spans`` are blocks of output rows (:func:`_row_spans`); the terms of a
     row are in the filter's ``(kh, kw, depth)`` order. ``fill`` copies a block
     from the window view into the calling thread's scratch buffer of
     :func:`~companion.numpy_conv.parallel.block_budget` (at least one output row).
@@ -285,7 +285,7 @@ def nhwc_columns(x: np.ndarray, geometry: Geometry):
     view = view.transpose(3, 0, 1, 2, 5, 6, 4)  # (groups, n, i, j, kh, kw, depth)
     row_bytes = groups * out_w * terms * x.itemsize
     per_position = row_bytes // out_w
-    spans = row_spans(
+    spans = _row_spans(
         geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
     )
     n0, n1, i0, i1 = spans[0]
@@ -350,7 +350,7 @@ def planar_columns(x: np.ndarray, geometry: Geometry, grid: Grid):
     terms = geometry.terms
     row_bytes = groups * terms * out_w * x.itemsize
     per_position = row_bytes // out_w
-    spans = row_spans(
+    spans = _row_spans(
         geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
     )
     n0, n1, i0, i1 = spans[0]

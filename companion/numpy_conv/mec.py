@@ -78,8 +78,8 @@ def strips(xp: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 
 def windows(copied: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """The windows in a contiguous copy of :func:`strips`, a view:
-    ``(groups, images, output rows, out_width, kh·kw·D)``.
+    """The windows in a contiguous copy of (some columns of) :func:`strips`, a view:
+    ``(groups, images, output rows, columns, kh·kw·D)``.
 
     Row ``j`` of matrix ``[g, n, i]`` is the window of output ``(i, j)``, one
     contiguous run of the strip of column ``j``; consecutive rows are a strip
@@ -131,7 +131,7 @@ def _blocks(x: np.ndarray, geometry: Geometry):
         images = min(batch, columns // out_w)
         spans = [(n, min(batch, n + images), 0, out_w) for n in range(0, batch, images)]
     else:
-        cuts = parallel.split_evenly(out_w, -(-out_w // columns))
+        cuts = parallel.split_evenly(out_w, out_w // columns)  # each at least `columns`
         spans = [(n, n + 1, j0, j1) for n in range(batch) for j0, j1 in cuts]
     size = max((n1 - n0) * (j1 - j0) for n0, n1, j0, j1 in spans) * view[:, 0, 0].size
 
@@ -149,9 +149,9 @@ def _blocks(x: np.ndarray, geometry: Geometry):
 def mec(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     """One matrix product per output row, read in place from ``kw``-wide strips.
 
-    Blocks of whole images, or of output columns of one image, copy their
-    :func:`strips` into a scratch buffer of at most
-    :func:`~companion.numpy_conv.parallel.block_budget` bytes, then one
+    Blocks of whole images, or of output columns of one image (at least
+    :data:`MIN_COLUMNS`), copy their :func:`strips` into a scratch buffer of
+    about :func:`~companion.numpy_conv.parallel.block_budget` bytes, then one
     batched :func:`numpy.matmul` multiplies each output row's
     :func:`windows` by its group's filters, straight into the output.
 
