@@ -123,11 +123,20 @@ def test_a_one_block_filter_gradient_cut_by_output_channels_is_exact(x_shape, w_
 
 def test_auto_follows_its_documented_rule():
     shapes = {
-        "taps": [((2, 9, 9, 16), (1, 1, 16, 8), 2), ((1, 5, 5, 64), (1, 1, 16, 8), 1)],
+        # a 1x1 kernel, or depthwise (one input and one output channel per group)
+        "taps": [
+            ((2, 9, 9, 16), (1, 1, 16, 8), 2),
+            ((1, 5, 5, 64), (1, 1, 16, 8), 1),
+            ((2, 9, 9, 12), (3, 3, 1, 12), 2),
+        ],
         # ungrouped, a tap's filter matrix of at most MEC_MAX_TAP values
         "mec": [((2, 9, 9, 1), (5, 5, 1, 8), 1), ((2, 9, 9, 32), (3, 3, 32, 64), 2)],
-        # few channels per group, or a dilation along the height
-        "planar": [((2, 9, 9, 64), (3, 3, 8, 64), 2), ((2, 9, 9, 3), (3, 3, 3, 8), 1, (2, 1))],
+        # few channels per group (a depthwise multiplier of 2), or a dilation along the height
+        "planar": [
+            ((2, 9, 9, 64), (3, 3, 8, 64), 2),
+            ((2, 9, 9, 3), (3, 3, 3, 8), 1, (2, 1)),
+            ((2, 9, 9, 12), (3, 3, 1, 24), 1),
+        ],
         "im2col_blocked": [((2, 9, 9, 32), (3, 3, 32, 65), 1), ((1, 9, 9, 64), (3, 1, 32, 8), 1)],
     }
     for expected, cases in shapes.items():

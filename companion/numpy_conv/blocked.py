@@ -4,10 +4,11 @@
   column matrix never exists whole (no ``kh·kw``-fold copy of a large input);
 - :func:`taps`: one matrix product per kernel tap, ``x[:, a::s, b::s] @
   w[a, b]``, accumulated on the stride-phase grid (:class:`Grid`): no column
-  matrix at all, and for a 1×1 kernel a single product that reads the input
-  in place;
+  matrix at all, for a 1×1 kernel a single product that reads the input
+  in place, and for a depthwise convolution an elementwise product per tap;
 - :func:`planar`: im2col built transposed from a channel-first copy of the
-  input, whose copies run along image rows: for few channels per group.
+  input, whose copies run along whole rows of the grid: for few channels
+  per group.
 
 They work in blocks (:mod:`companion.numpy_conv.parallel`), so their memory
 stays near the input plus twice the output.
@@ -170,11 +171,19 @@ def _scatter(out: np.ndarray, block: np.ndarray, pieces, width: int) -> None:
 
 
 def _grouped_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, groups: int) -> None:
-    """``out[:, g] = a[:, g] @ b[g]`` for each group, on channel-blocked views, into ``out``."""
+    """``out[:, g] = a[:, g] @ b[g]`` for each group, on channel-blocked views, into ``out``.
+
+    With one input and one output channel per group (depthwise) each product
+    has one term: an elementwise product, the same values as the matrix
+    products, without one product call per channel.
+    """
     if groups == 1:
         np.matmul(a, b, out=out)
         return
     rows = a.shape[0]
+    if b.shape[1:] == (1, 1):  # depthwise: products of one term, elementwise
+        np.multiply(a, b[:, 0, 0], out=out)
+        return
     np.matmul(
         a.reshape(rows, groups, -1).transpose(1, 0, 2),
         b,
@@ -193,7 +202,8 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     ``out += x_shifted @ w[a, b]`` for each tap, on the stride-phase grid
     (:class:`Grid`), block by block so that the accumulator stays in cache.
     For a 1×1 kernel this is a single product, written straight into the
-    output; without padding or strides it reads the input in place.
+    output; without padding or strides it reads the input in place. For a
+    depthwise convolution each tap's product is elementwise.
     """
     grid = stride_phase_grid(geometry)
     images = [_phase_image(x, geometry, grid, phase, planar=False) for phase in grid.phases]
@@ -335,18 +345,34 @@ def planar_order(geometry: Geometry, grid: Grid) -> np.ndarray:
     )
 
 
+def _lattice_views(planes, geometry: Geometry, grid: Grid, first: int, tail, tail_strides):
+    """Per phase, the view of the channel-first ``planes`` (:class:`Grid`) that fills its
+    rows of a planar column block: ``(groups, depth, taps down, taps across, *tail)``,
+    positions counted from flat position ``first``, ``tail_strides`` in positions."""
+    groups, depth = geometry.groups, geometry.in_depth
+    for plane, (offset, n_a, step_a, n_b, step_b, _) in zip(planes, grid.lattices, strict=True):
+        s_c, s_p = plane.strides
+        yield as_strided(
+            plane[:, first + offset :],
+            (groups, depth, n_a, n_b, *tail),
+            (depth * s_c, s_c, step_a * s_p, step_b * s_p, *(s * s_p for s in tail_strides)),
+            writeable=False,
+        )
+
+
 def planar_columns(x: np.ndarray, geometry: Geometry, grid: Grid):
-    """Transposed im2col in blocks: ``(spans, fill)``, ``fill(span)`` giving
-    ``(groups, terms, positions)``.
+    """Transposed im2col in blocks of output rows: ``(spans, fill)``, ``fill(span)``
+    giving ``(groups, terms, positions)``, the block's outputs only.
 
     Row ``r`` of a block holds term ``planar_order(...)[r]``. The input is
     first copied into channel-first stride phases (``(C, N, height, width)``,
     :class:`Grid`); there the values of one ``(channel, tap)`` pair for a
     block of outputs form a view whose innermost axis, along an output row,
-    is contiguous, so each phase's rows are filled by one copy with long runs.
+    is contiguous. The filter gradient builds its blocks here; the forward
+    :func:`planar` copies whole rows of the grid instead.
     """
     planes = [_phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
-    out_w, groups, depth = geometry.out_width, geometry.groups, geometry.in_depth
+    out_w, groups = geometry.out_width, geometry.groups
     terms = geometry.terms
     row_bytes = groups * terms * out_w * x.itemsize
     per_position = row_bytes // out_w
@@ -359,29 +385,15 @@ def planar_columns(x: np.ndarray, geometry: Geometry, grid: Grid):
     def fill(span: tuple[int, int, int, int]) -> np.ndarray:
         n0, n1, i0, i1 = span
         block = parallel.scratch("columns", size, x.dtype)[:, :, : (n1 - n0) * (i1 - i0) * out_w]
+        first = (n0 * grid.height + i0) * grid.width
+        tail = (n1 - n0, i1 - i0, out_w)
         row = 0
-        for plane, (offset, n_a, step_a, n_b, step_b, taps) in zip(
-            planes, grid.lattices, strict=True
+        for view in _lattice_views(
+            planes, geometry, grid, first, tail, (grid.positions, grid.width, 1)
         ):
-            s_c, s_p = plane.strides
-            first = (n0 * grid.height + i0) * grid.width + offset
-            view = as_strided(
-                plane[:, first:],
-                (groups, depth, n_a, n_b, n1 - n0, i1 - i0, out_w),
-                (
-                    depth * s_c,
-                    s_c,
-                    step_a * s_p,
-                    step_b * s_p,
-                    grid.positions * s_p,
-                    grid.width * s_p,
-                    s_p,
-                ),
-                writeable=False,
-            )
-            size_rows = depth * len(taps)
-            np.copyto(block[:, row : row + size_rows].reshape(view.shape), view)
-            row += size_rows
+            rows = view.shape[1] * view.shape[2] * view.shape[3]
+            np.copyto(block[:, row : row + rows].reshape(view.shape), view)
+            row += rows
         return block
 
     return spans, fill
@@ -391,21 +403,37 @@ def planar(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     """im2col from a channel-first copy of the input, for few channels per group.
 
     Where an NHWC im2col copies runs of only ``kw·depth`` values, the column
-    blocks here are built *transposed*, one row per ``(channel, tap)``, each
-    filled by long contiguous runs along the output rows
-    (:func:`planar_columns`); the product (the block transposed, times the
-    filters) is written straight into the output.
+    blocks here are built *transposed*, one row per ``(channel, tap)``, from
+    channel-first stride phases (:class:`Grid`): on the grid laid flat, each
+    row is one contiguous run over whole grid rows, the columns past the
+    output's width included (computed, then dropped, as in :func:`taps`:
+    copies of short runs cost more than the extra columns). The product, the
+    block transposed times the filters, lands in an accumulator whose valid
+    rows are copied into the output.
     """
     grid = stride_phase_grid(geometry)
-    groups, per_group = geometry.groups, geometry.per_group
+    groups, per_group, terms = geometry.groups, geometry.per_group, geometry.terms
     matrix = w.reshape(-1, groups, per_group)[planar_order(geometry, grid)].transpose(1, 0, 2)
     out = np.empty(geometry.output_shape, dtype=x.dtype)
-    spans, fill = planar_columns(x, geometry, grid)
+    planes = [_phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
+    per_position = groups * terms * x.itemsize
+    per_block = parallel.block_budget(geometry, x.itemsize, per_position) // per_position
+    per_block = max(grid.width, per_block)
+    blocks = list(_grid_blocks(geometry, grid, per_block))
+    size = per_block + grid.width
 
     def block(index: int) -> None:
-        n0, n1, i0, i1 = spans[index]
-        target = out[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
-        np.matmul(fill(spans[index]).transpose(0, 2, 1), matrix, out=target)
+        start, count, pieces = blocks[index]
+        columns = parallel.scratch("columns", (groups, terms, size), x.dtype)[:, :, :count]
+        row = 0
+        for view in _lattice_views(planes, geometry, grid, start, (count,), (1,)):
+            rows = view.shape[1] * view.shape[2] * view.shape[3]
+            np.copyto(columns[:, row : row + rows].reshape(view.shape), view)
+            row += rows
+        accumulator = parallel.scratch("accumulator", (size, geometry.out_channels), x.dtype)
+        product = accumulator[:count].reshape(count, groups, per_group).transpose(1, 0, 2)
+        np.matmul(columns.transpose(0, 2, 1), matrix, out=product)
+        _scatter(out, accumulator, pieces, grid.width)
 
-    parallel.for_each_block(block, len(spans))
+    parallel.for_each_block(block, len(blocks))
     return out

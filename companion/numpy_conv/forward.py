@@ -40,6 +40,17 @@ PLANAR_MAX_DEPTH = 8
 MEC_MAX_TAP = 2048
 
 
+def depthwise(geometry: Geometry) -> bool:
+    """Whether each group of the convolution has one input and one output channel.
+
+    Examples
+    --------
+    >>> depthwise(conv_geometry((8, 56, 56, 64), (3, 3, 1, 64), 1, "SAME"))
+    True
+    """
+    return geometry.groups > 1 and geometry.in_depth == geometry.per_group == 1
+
+
 def choose_method(geometry: Geometry) -> str:
     """Return the strategy ``method="auto"`` uses for this geometry.
 
@@ -57,6 +68,10 @@ def choose_method(geometry: Geometry) -> str:
       taps that land on the input (:func:`~companion.numpy_conv.unpadded.worthwhile`);
     - a 1×1 kernel: ``"taps"``, which is then a single matrix product per
       group, read in place when there is no stride;
+    - a depthwise convolution (:func:`depthwise`, one input and one output
+      channel per group): ``"taps"`` too, whose product per tap is then
+      elementwise, where the other strategies make one matrix-vector product
+      per channel;
     - no groups, no dilation along the height, and a filter matrix per tap
       (``in_depth × out_channels``) of at most :data:`MEC_MAX_TAP` values:
       ``"mec"``, which copies about ``kw`` times the input instead of
@@ -79,6 +94,8 @@ def choose_method(geometry: Geometry) -> str:
     'mec'
     >>> choose_method(conv_geometry((8, 28, 28, 128), (3, 3, 4, 128), 1, "SAME"))
     'planar'
+    >>> choose_method(conv_geometry((8, 56, 56, 32), (3, 3, 1, 32), 1, "SAME"))
+    'taps'
     >>> choose_method(conv_geometry((8, 56, 56, 64), (3, 3, 64, 64), 1, "SAME"))
     'im2col_blocked'
     >>> choose_method(conv_geometry((1, 5, 5, 1), (3, 3, 1, 1), 1, "SAME", dilations=100))
@@ -86,7 +103,7 @@ def choose_method(geometry: Geometry) -> str:
     """
     if unpadded.worthwhile(geometry):
         return "unpadded"
-    if geometry.kernel_height * geometry.kernel_width == 1:
+    if geometry.kernel_height * geometry.kernel_width == 1 or depthwise(geometry):
         return "taps"
     if (
         geometry.groups == 1

@@ -17,7 +17,13 @@ import numpy as np
 from companion import arguments
 from companion.arithmetic import Geometry, conv_geometry
 from companion.numpy_conv import blocked, direct, mec, operands, parallel, scatter, unpadded
-from companion.numpy_conv.forward import METHODS, PLANAR_MAX_DEPTH, choose_method, forward
+from companion.numpy_conv.forward import (
+    METHODS,
+    PLANAR_MAX_DEPTH,
+    choose_method,
+    depthwise,
+    forward,
+)
 
 
 def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -124,7 +130,9 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
     does not depend on the threads. Returns ``(kh, kw, depth, out_channels)``.
     """
     groups, per_group, terms = geometry.groups, geometry.per_group, geometry.terms
-    planar = geometry.in_depth <= PLANAR_MAX_DEPTH and choose_method(geometry) in ("planar", "mec")
+    planar = geometry.in_depth <= PLANAR_MAX_DEPTH and (
+        choose_method(geometry) in ("planar", "mec") or depthwise(geometry)
+    )
     if planar:
         grid = blocked.stride_phase_grid(geometry)
         spans, fill = blocked.planar_columns(x, geometry, grid)
