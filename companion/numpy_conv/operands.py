@@ -10,6 +10,8 @@ the end; int32 is exact modulo 2**32, as in TensorFlow.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from companion import arguments
@@ -18,6 +20,13 @@ from companion import arguments
 SUPPORTED_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32")
 #: ``Conv2DBackpropFilter`` has no int32 kernel.
 FILTER_GRADIENT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+@functools.cache
+def dtype_name(dtype: np.dtype) -> str:
+    """``dtype.name``, remembered: NumPy computes it in Python on every access, a few
+    microseconds that every call of the twin paid several times."""
+    return dtype.name
 
 
 def as_array(value: object, name: str) -> np.ndarray:
@@ -38,7 +47,7 @@ def check_dtype(
     array: np.ndarray, name: str, allowed: tuple[str, ...] = SUPPORTED_DTYPES, op: str = "conv2d"
 ) -> None:
     """Raise a ``ValueError`` naming ``name`` unless TensorFlow's ``op`` accepts the dtype."""
-    if array.dtype.name not in allowed:
+    if dtype_name(array.dtype) not in allowed:
         raise ValueError(
             f"{name}: expected one of the dtypes TensorFlow's {op} accepts "
             f"({', '.join(allowed)}), got {array.dtype}"
@@ -47,7 +56,7 @@ def check_dtype(
 
 def convert(array: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
     """Convert the second operand to the first one's dtype, as TensorFlow does."""
-    if array.dtype.kind not in "biuf" and array.dtype.name != "bfloat16":
+    if array.dtype.kind not in "biuf" and dtype_name(array.dtype) != "bfloat16":
         raise ValueError(f"{name}: expected a real numeric array, got dtype {array.dtype}")
     with np.errstate(over="ignore", invalid="ignore"):
         return array.astype(dtype, copy=False)
@@ -55,9 +64,9 @@ def convert(array: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype the products are summed in: float32 for 16-bit floats, int64 for int32."""
-    if dtype.name in ("float16", "bfloat16"):
+    if dtype_name(dtype) in ("float16", "bfloat16"):
         return np.dtype(np.float32)
-    if dtype.name == "int32":
+    if dtype_name(dtype) == "int32":
         return np.dtype(np.int64)  # exact modulo 2**32 after the final cast
     return dtype
 
@@ -86,7 +95,7 @@ def shape_argument(value: object, name: str, what: str) -> tuple[int, int, int, 
 
 def finish(result: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Round a result from the computation dtype to the operands' ``dtype``."""
-    if dtype.name == "int32":
+    if dtype_name(dtype) == "int32":
         return result.astype(np.int32)  # wraps modulo 2**32, as int32 arithmetic does
     return result.astype(dtype, copy=False)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -194,7 +195,7 @@ def block_budget(
     >>> block_budget(conv_geometry((1, 14, 14, 256), (3, 3, 256, 256), 1, "SAME"), 4, 9216)
     1048576
     """
-    output = int(np.prod(geometry.output_shape)) * itemsize
+    output = math.prod(geometry.output_shape) * itemsize
     budget = min(_settings.block_bytes, max(output, MIN_BLOCK_POSITIONS * per_position))
     positions = geometry.batch * geometry.out_height * geometry.out_width
     even = max(-(-positions // MIN_BLOCKS) * per_position, min_split)
@@ -219,7 +220,7 @@ def scratch(role: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     (2, 3)
     """
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     limit = _settings.workspace_bytes
     if nbytes > limit:
         return np.empty(shape, dtype=dtype)
@@ -282,8 +283,8 @@ def split_evenly(length: int, parts: int) -> list[tuple[int, int]]:
     >>> split_evenly(5, 2)
     [(0, 2), (2, 5)]
     """
-    edges = np.linspace(0, length, parts + 1).astype(int)
-    return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
+    edges = [length * k // parts for k in range(parts + 1)]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def copyto(target: np.ndarray, source: np.ndarray) -> None:
