@@ -79,6 +79,39 @@ def test_input_gradient_phases_crop_to_the_input_exactly(config):
     np.testing.assert_array_equal(_input_gradient_phases(dy, w, geometry), expected)
 
 
+class _PoisonedNumpy:
+    """NumPy, except that ``empty`` arrays hold NaN instead of whatever memory held."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float):
+        return np.full(shape, np.nan, dtype)
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(config=configs(dtypes=("float64",), batch=(1, 2)))
+def test_input_gradient_phases_write_every_pixel_of_an_unzeroed_result(config):
+    # The phases allocate the gradient without zeros when every phase has taps; an
+    # allocation full of NaN shows any pixel that no phase then writes.
+    from companion.numpy_conv import gradients
+
+    assume(nonempty(config))
+    x, w = integer_case(config)
+    geometry = conv_geometry(x.shape, w.shape, **config.args)
+    dy = np.random.default_rng(config.seed + 1).integers(-4, 5, geometry.output_shape)
+    dy = dy.astype(np.float64)
+    expected = gradients._input_gradient_phases(dy, w, geometry)
+    original = gradients.np
+    gradients.np = _PoisonedNumpy()
+    try:
+        poisoned = gradients._input_gradient_phases(dy, w, geometry)
+    finally:
+        gradients.np = original
+    np.testing.assert_array_equal(poisoned, expected)
+
+
 def test_input_gradient_phases_with_padding_wider_than_the_kernel():
     # A 1x1 kernel under 3 rows of padding: a phase would need negative padding, so the
     # whole padded gradient is computed and cropped; checked against the textbook route.

@@ -76,6 +76,8 @@ def _phases_over(dy: np.ndarray, w: np.ndarray, geometry: Geometry, region) -> n
     # Each tap's matrix with its channels swapped within each group, a view:
     # (kh, kw, per group, groups, depth); _phase_kernel copies the taps of a phase.
     swapped = w.reshape(kh, kw, depth, groups, per_group).transpose(0, 1, 4, 3, 2)
+    # Zeros only where some phase has no tap: elsewhere every pixel is written below.
+    covered = len(parts) == sh * sw and all(r[0] and c[0] for r, c in parts)
     dx = None
     for (taps_a, step_a, pads_a, r0, height), (taps_b, step_b, pads_b, c0, width) in parts:
         if not taps_a or not taps_b:
@@ -100,7 +102,8 @@ def _phases_over(dy: np.ndarray, w: np.ndarray, geometry: Geometry, region) -> n
         if (sh, sw) == (1, 1):
             return result  # the one phase is the whole gradient
         if dx is None:
-            dx = np.zeros((batch, rows, cols, geometry.in_channels), dtype=dy.dtype)
+            allocate = np.empty if covered else np.zeros
+            dx = allocate((batch, rows, cols, geometry.in_channels), dtype=dy.dtype)
         dx[:, r0::sh, c0::sw] = result
     return np.zeros((batch, rows, cols, geometry.in_channels), dy.dtype) if dx is None else dx
 
