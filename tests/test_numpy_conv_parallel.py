@@ -203,6 +203,25 @@ def test_mec_blocks_of_columns_are_exact(padding):
             np.testing.assert_array_equal(mec.filter_gradient(x, dy, geometry), dw)
 
 
+def test_mec_writes_into_a_strided_view_of_the_output():
+    # The input gradient's stride phases hand MEC every other pixel of the gradient.
+    from companion.numpy_conv import mec
+
+    rng = np.random.default_rng(9)
+    x = rng.integers(-4, 5, (2, 7, 9, 3)).astype(np.float64)
+    w = rng.integers(-4, 5, (3, 2, 3, 4)).astype(np.float64)
+    geometry = conv_geometry(x.shape, w.shape, 1, "SAME")
+    whole = np.full((2, 14, 18, 4), np.nan)
+    for threads in (1, 2):
+        with numpy_conv.settings(block_bytes=1, threads=threads):
+            result = mec.mec(x, w, geometry, out=whole[:, 1::2, ::2])
+        assert np.shares_memory(result, whole)
+        np.testing.assert_array_equal(whole[:, 1::2, ::2], conv2d(x, w, 1, "SAME", method="loops"))
+        assert np.isnan(whole[:, ::2]).all() and np.isnan(whole[:, :, 1::2]).all()
+    with pytest.raises(ValueError, match="out: expected a view of shape"):
+        mec.mec(x, w, geometry, out=np.empty((2, 7, 9, 8))[..., ::2])
+
+
 def test_the_filter_gradient_follows_its_documented_rule():
     from companion.numpy_conv.gradients import MEC_GRADIENT_MAX_CHANNELS
 

@@ -76,9 +76,11 @@ def _phases_over(dy: np.ndarray, w: np.ndarray, geometry: Geometry, region) -> n
     # Each tap's matrix with its channels swapped within each group, a view:
     # (kh, kw, per group, groups, depth); _phase_kernel copies the taps of a phase.
     swapped = w.reshape(kh, kw, depth, groups, per_group).transpose(0, 1, 4, 3, 2)
-    # Zeros only where some phase has no tap: elsewhere every pixel is written below.
-    covered = len(parts) == sh * sw and all(r[0] and c[0] for r, c in parts)
-    dx = None
+    shape = (batch, rows, cols, geometry.in_channels)
+    if (sh, sw) != (1, 1):
+        # Zeros only where some phase has no tap: elsewhere every pixel is written below.
+        covered = len(parts) == sh * sw and all(r[0] and c[0] for r, c in parts)
+        dx = (np.empty if covered else np.zeros)(shape, dtype=dy.dtype)
     for (taps_a, step_a, pads_a, r0, height), (taps_b, step_b, pads_b, c0, width) in parts:
         if not taps_a or not taps_b:
             continue  # no tap reads these pixels: their gradient is zero
@@ -98,14 +100,14 @@ def _phases_over(dy: np.ndarray, w: np.ndarray, geometry: Geometry, region) -> n
             out_height=height,
             out_width=width,
         )
-        result = forward(dy, _phase_kernel(swapped, taps_a, taps_b), inner, "auto")
+        kernel = _phase_kernel(swapped, taps_a, taps_b)
         if (sh, sw) == (1, 1):
-            return result  # the one phase is the whole gradient
-        if dx is None:
-            allocate = np.empty if covered else np.zeros
-            dx = allocate((batch, rows, cols, geometry.in_channels), dtype=dy.dtype)
-        dx[:, r0::sh, c0::sw] = result
-    return np.zeros((batch, rows, cols, geometry.in_channels), dy.dtype) if dx is None else dx
+            return forward(dy, kernel, inner, "auto")  # the one phase is the whole gradient
+        if not inner.is_empty and choose_method(inner) == "mec":  # straight into its pixels
+            mec.mec(dy, kernel, inner, out=dx[:, r0::sh, c0::sw])
+        else:
+            dx[:, r0::sh, c0::sw] = forward(dy, kernel, inner, "auto")
+    return dx if (sh, sw) != (1, 1) else np.zeros(shape, dy.dtype)
 
 
 def _phase_kernel(swapped: np.ndarray, rows: list[int], cols: list[int]) -> np.ndarray:

@@ -146,14 +146,19 @@ def _blocks(x: np.ndarray, geometry: Geometry):
     return spans, fill
 
 
-def mec(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
+def mec(
+    x: np.ndarray, w: np.ndarray, geometry: Geometry, out: np.ndarray | None = None
+) -> np.ndarray:
     """One matrix product per output row, read in place from ``kw``-wide strips.
 
     Blocks of whole images, or of output columns of one image (at least
     :data:`MIN_COLUMNS`), copy their :func:`strips` into a scratch buffer of
     about :func:`~companion.numpy_conv.parallel.block_budget` bytes, then one
     batched :func:`numpy.matmul` multiplies each output row's
-    :func:`windows` by its group's filters, straight into the output.
+    :func:`windows` by its group's filters, straight into the output: a new
+    array, or ``out``, any view of the output's shape whose channels are
+    contiguous (the input gradient's stride phases write theirs into every
+    ``s``-th pixel of the gradient this way).
 
     Examples
     --------
@@ -167,10 +172,17 @@ def mec(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     spans, fill = _blocks(x, geometry)
     # (groups, 1, 1, terms, per group): broadcast over the images and rows of a block
     filters = w.reshape(-1, groups, per_group).transpose(1, 0, 2)[:, None, None]
-    out = np.empty(geometry.output_shape, dtype=x.dtype)
+    if out is None:
+        out = np.empty(geometry.output_shape, dtype=x.dtype)
+    elif out.shape != geometry.output_shape or out.strides[3] != out.itemsize:
+        raise ValueError(
+            f"out: expected a view of shape {geometry.output_shape} with contiguous channels, "
+            f"got shape {out.shape} and strides {out.strides}"
+        )
 
     def block(index: int) -> None:
         n0, n1, j0, j1 = spans[index]
+        # Splitting the contiguous channels is a view, whatever the other strides.
         target = out[n0:n1, :, j0:j1].reshape(n1 - n0, out_h, j1 - j0, groups, per_group)
         target = target.transpose(3, 0, 1, 2, 4)  # (groups, images, rows, columns, per group)
         np.matmul(windows(fill(spans[index]), geometry), filters, out=target)
