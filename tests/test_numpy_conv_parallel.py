@@ -60,25 +60,6 @@ def test_fast_strategies_are_exact_across_block_boundaries(config, block, thread
             np.testing.assert_array_equal(strategy(x_nhwc, dy_nhwc, geometry), dw, err_msg=name)
 
 
-@settings(max_examples=100, **SETTINGS)
-@given(config=configs(dtypes=("float64",), batch=(1, 2)))
-def test_input_gradient_phases_crop_to_the_input_exactly(config):
-    # The stride phases compute only the pixels of the input (not the padding), straight
-    # into the result; the whole padded gradient, cropped, is the same sums.
-    from companion.numpy_conv.gradients import _input_gradient_phases, _phases_over
-
-    assume(nonempty(config))
-    x, w = integer_case(config)
-    geometry = conv_geometry(x.shape, w.shape, **config.args)
-    dy = np.random.default_rng(config.seed + 1).integers(-4, 5, geometry.output_shape)
-    dy = dy.astype(np.float64)
-    (top, _), (left, _) = geometry.pads
-    padded_h, padded_w = geometry.padded_size
-    whole = _phases_over(dy, w, geometry, ((0, padded_h), (0, padded_w)))
-    expected = whole[:, top : top + geometry.in_height, left : left + geometry.in_width]
-    np.testing.assert_array_equal(_input_gradient_phases(dy, w, geometry), expected)
-
-
 class _PoisonedNumpy:
     """NumPy, except that ``empty`` arrays hold NaN instead of whatever memory held."""
 
@@ -92,9 +73,11 @@ class _PoisonedNumpy:
 
 @settings(max_examples=100, **SETTINGS)
 @given(config=configs(dtypes=("float64",), batch=(1, 2)))
-def test_input_gradient_phases_write_every_pixel_of_an_unzeroed_result(config):
-    # The phases allocate the gradient without zeros when every phase has taps; an
-    # allocation full of NaN shows any pixel that no phase then writes.
+def test_input_gradient_phases_crop_to_the_input_exactly(config):
+    # The stride phases compute only the pixels of the input (not the padding), straight
+    # into the result; the whole padded gradient, cropped, is the same sums. The result
+    # is allocated without zeros when every phase has taps: allocated full of NaN, it
+    # shows any pixel that no phase then writes.
     from companion.numpy_conv import gradients
 
     assume(nonempty(config))
@@ -102,7 +85,11 @@ def test_input_gradient_phases_write_every_pixel_of_an_unzeroed_result(config):
     geometry = conv_geometry(x.shape, w.shape, **config.args)
     dy = np.random.default_rng(config.seed + 1).integers(-4, 5, geometry.output_shape)
     dy = dy.astype(np.float64)
-    expected = gradients._input_gradient_phases(dy, w, geometry)
+    (top, _), (left, _) = geometry.pads
+    padded_h, padded_w = geometry.padded_size
+    whole = gradients._phases_over(dy, w, geometry, ((0, padded_h), (0, padded_w)))
+    expected = whole[:, top : top + geometry.in_height, left : left + geometry.in_width]
+    np.testing.assert_array_equal(gradients._input_gradient_phases(dy, w, geometry), expected)
     original = gradients.np
     gradients.np = _PoisonedNumpy()
     try:
