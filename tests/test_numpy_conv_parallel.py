@@ -190,6 +190,19 @@ def test_mec_blocks_of_columns_are_exact(padding):
             np.testing.assert_array_equal(mec.filter_gradient(x, dy, geometry), dw)
 
 
+@pytest.mark.parametrize("kernel", [(3, 3), (1, 1)])
+def test_depthwise_sums_of_negative_zeros_are_positive_zeros(kernel):
+    # taps multiplies a depthwise layer elementwise; a sum starts from +0, as the loops and
+    # BLAS's products do, so zero inputs times negative weights give +0, not -0.
+    x = np.zeros((1, 4, 5, 3), np.float32)
+    x[0, 0, 0] = 2.0
+    w = -np.ones((*kernel, 1, 3), np.float32)
+    expected = conv2d(x, w, 1, "SAME", method="loops")
+    assert (expected == 0).any() and not np.signbit(expected[expected == 0]).any()
+    for method in FAST:
+        assert conv2d(x, w, 1, "SAME", method=method).tobytes() == expected.tobytes(), method
+
+
 def test_mec_writes_into_a_strided_view_of_the_output():
     # The input gradient's stride phases hand MEC every other pixel of the gradient.
     from companion.numpy_conv import mec

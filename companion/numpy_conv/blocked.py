@@ -174,8 +174,9 @@ def _grouped_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, groups: int) 
     """``out[:, g] = a[:, g] @ b[g]`` for each group, on channel-blocked views, into ``out``.
 
     With one input and one output channel per group (depthwise) each product
-    has one term: an elementwise product, the same values as the matrix
-    products, without one product call per channel.
+    has one term: an elementwise product, without one product call per
+    channel. Its values are the matrix products', except that a product of
+    -0 stays -0 where a matrix product's sum of one term is +0.
     """
     if groups == 1:
         np.matmul(a, b, out=out)
@@ -225,6 +226,8 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
         per_block = max(per_block, -(-flat_out.shape[0] // DIRECT_BLOCKS))
     size = (per_block + grid.width, out_channels)
     blocks = list(_grid_blocks(geometry, grid, per_block))
+    # Elementwise products (see _grouped_matmul) of floats may sum to -0.
+    negative_zeros = groups > 1 and matrices.shape[2:] == (1, 1) and x.dtype.kind == "f"
 
     def block(index: int) -> None:
         start, count, pieces = blocks[index]
@@ -238,6 +241,10 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
             else:
                 _grouped_matmul(rows, matrices[t], product[:count], groups)
                 total += product[:count]
+        if negative_zeros:
+            # A sum starts from +0 (so do BLAS's): where every product was -0, the
+            # elementwise sum is -0; adding +0 once gives the sum's +0 and changes nothing else.
+            total += 0.0
         if not direct:
             _scatter(out, accumulator, pieces, grid.width)
 
