@@ -192,8 +192,8 @@ def test_mec_blocks_of_columns_are_exact(padding):
 
 @pytest.mark.parametrize("kernel", [(3, 3), (1, 1)])
 def test_depthwise_sums_of_negative_zeros_are_positive_zeros(kernel):
-    # taps multiplies a depthwise layer elementwise; a sum starts from +0, as the loops and
-    # BLAS's products do, so zero inputs times negative weights give +0, not -0.
+    # taps multiplies a depthwise layer elementwise and sums the products from +0, as the
+    # loops and BLAS's products do, so zero inputs times negative weights give +0, not -0.
     x = np.zeros((1, 4, 5, 3), np.float32)
     x[0, 0, 0] = 2.0
     w = -np.ones((*kernel, 1, 3), np.float32)
@@ -201,6 +201,47 @@ def test_depthwise_sums_of_negative_zeros_are_positive_zeros(kernel):
     assert (expected == 0).any() and not np.signbit(expected[expected == 0]).any()
     for method in FAST:
         assert conv2d(x, w, 1, "SAME", method=method).tobytes() == expected.tobytes(), method
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "kernel", "strides", "padding", "dilations"),
+    [
+        ((2, 7, 9, 5), (3, 3), 1, "SAME", 1),
+        ((3, 9, 8, 4), (3, 3), 2, "SAME", 1),
+        ((2, 11, 10, 3), (3, 2), (2, 1), "VALID", (1, 2)),
+        ((1, 8, 9, 6), (2, 3), 3, [[0, 0], [2, 1], [0, 3], [0, 0]], 1),
+        ((2, 6, 7, 4), (1, 1), 2, "SAME", 1),
+    ],
+)
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+def test_depthwise_layers_are_exact_in_any_blocks_on_any_threads(
+    x_shape, kernel, strides, padding, dilations, data_format
+):
+    # One input and one output channel per group: each stride phase's taps are summed by
+    # one einsum along whole output rows (forward, and the input gradient's phases), and
+    # the filter gradient sums the same rows; in blocks of one row up to whole images.
+    from companion.numpy_conv import depthwise
+
+    rng = np.random.default_rng(11)
+    channels = x_shape[3]
+    x = rng.integers(-4, 5, x_shape).astype(np.float64)
+    w = rng.integers(-4, 5, (*kernel, 1, channels)).astype(np.float64)
+    if data_format == "NCHW":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        padding = padding if isinstance(padding, str) else [padding[i] for i in (0, 3, 1, 2)]
+    args = (strides, padding, data_format, dilations)
+    geometry = conv_geometry(x.shape, w.shape, *args)
+    assert depthwise.is_depthwise(geometry)
+    y = conv2d(x, w, *args, method="loops")
+    dy = rng.integers(-4, 5, y.shape).astype(np.float64)
+    dx = conv2d_backprop_input(x.shape, w, dy, *args, method="loops")
+    dw = conv2d_backprop_filter(x, w.shape, dy, *args, method="loops")
+    for block, threads in ((1, 1), (1, 3), (200, 2), (10**6, 2)):
+        with numpy_conv.settings(block_bytes=block, threads=threads, parallel_copy_bytes=0):
+            np.testing.assert_array_equal(conv2d(x, w, *args, method="taps"), y)
+            np.testing.assert_array_equal(conv2d(x, w, *args), y)
+            np.testing.assert_array_equal(conv2d_backprop_input(x.shape, w, dy, *args), dx)
+            np.testing.assert_array_equal(conv2d_backprop_filter(x, w.shape, dy, *args), dw)
 
 
 def test_mec_writes_into_a_strided_view_of_the_output():
@@ -229,8 +270,13 @@ def test_the_filter_gradient_follows_its_documented_rule():
     cases = {
         # MEC's strips forward and at most MEC_GRADIENT_MAX_CHANNELS outputs
         "mec": [((2, 9, 9, 1), (5, 5, 1, limit)), ((2, 9, 9, 16), (3, 3, 16, 16))],
-        # MEC forward but more outputs; im2col or planar forward; a padding that dominates
-        "blocked": [((2, 9, 9, 3), (3, 3, 3, limit + 1)), ((2, 9, 9, 64), (3, 3, 64, 64))],
+        # MEC forward but more outputs; im2col, planar or depthwise forward
+        "blocked": [
+            ((2, 9, 9, 3), (3, 3, 3, limit + 1)),
+            ((2, 9, 9, 64), (3, 3, 64, 64)),
+            ((2, 9, 9, 12), (3, 3, 1, 12)),
+        ],
+        # a padding that dominates
         "unpadded": [((1, 3, 3, 1), (3, 3, 1, 1))],
     }
     for expected, shapes in cases.items():
@@ -322,6 +368,8 @@ DETERMINISM_CASES = [
     ((2, 30, 30, 64), (1, 1, 64, 32), 2, "VALID", None),
     ((1, 6, 6, 2), (3, 3, 2, 4), 1, "SAME", 500),
     ((1, 7, 7, 32), (3, 3, 32, 160), 1, "SAME", None),  # one block, cut by output channels
+    ((4, 64, 64, 32), (3, 3, 1, 32), 1, "SAME", None),  # depthwise, in blocks of rows
+    ((2, 48, 48, 16), (5, 5, 1, 16), 2, "SAME", None),  # depthwise, four stride phases
 ]
 
 DIGEST = """

@@ -21,8 +21,9 @@ chosen by :func:`choose_input_gradient` and :func:`choose_filter_gradient`.
 
 Import from ``companion.numpy_conv`` itself; its submodules are internals, named
 for a reader of the code: ``operands`` (array arguments, dtypes), ``forward``,
-``direct``, ``blocked``, ``mec``, ``unpadded``, ``parallel`` (threads, scratch, BLAS),
-``gradients``, ``scatter`` (the input gradient for few input channels).
+``direct``, ``blocked``, ``grid`` (stride phases), ``depthwise`` (one channel per
+group), ``mec``, ``unpadded``, ``parallel`` (threads, scratch, BLAS), ``gradients``,
+``scatter`` (the input gradient for few input channels).
 """
 
 from companion.numpy_conv import forward as _forward

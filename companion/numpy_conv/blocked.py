@@ -5,7 +5,8 @@
 - :func:`taps`: one matrix product per kernel tap, ``x[:, a::s, b::s] @
   w[a, b]``, accumulated on the stride-phase grid (:class:`Grid`): no column
   matrix at all, for a 1×1 kernel a single product that reads the input
-  in place, and for a depthwise convolution an elementwise product per tap;
+  in place, and for a depthwise convolution elementwise products
+  (:mod:`companion.numpy_conv.depthwise`);
 - :func:`planar`: im2col built transposed from a channel-first copy of the
   input, whose copies run along whole rows of the grid: for few channels
   per group.
@@ -16,118 +17,13 @@ stays near the input plus twice the output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from companion.arithmetic import Geometry
-from companion.numpy_conv import parallel
+from companion.numpy_conv import depthwise, parallel
 from companion.numpy_conv.direct import windows
-
-
-@dataclass(frozen=True)
-class Grid:
-    """Where every kernel tap reads once the padded input is split into stride phases.
-
-    With strides ``(sh, sw)``, padded row ``r = i·sh + a·dh`` lies in row phase
-    ``r % sh``, at row ``i + (a·dh) // sh`` of that phase. Split into its
-    ``sh·sw`` phases, a strided convolution becomes stride 1 in each phase
-    image, and a phase image of ``height × width`` positions laid flat
-    (``p = (n·height + i)·width + j``) lets tap ``t`` read output ``p``'s pixel
-    at ``p + offset_t``: every tap is one contiguous slice. Positions with
-    ``i ≥ out_height`` or ``j ≥ out_width`` are computed and dropped.
-    """
-
-    height: int
-    width: int
-    #: The ``(row phase, column phase)`` pairs some tap reads.
-    phases: tuple[tuple[int, int], ...]
-    #: Per tap, in the filter's ``(a, b)`` order: ``(phase index, flat offset)``.
-    taps: tuple[tuple[int, int], ...]
-    #: Per phase: ``(first offset, rows, row step, columns, column step, tap indices)``,
-    #: the taps of a phase forming a regular ``rows × columns`` grid of offsets.
-    lattices: tuple[tuple[int, int, int, int, int, tuple[int, ...]], ...]
-
-    @property
-    def positions(self) -> int:
-        """Positions per image."""
-        return self.height * self.width
-
-
-def stride_phase_grid(geometry: Geometry) -> Grid:
-    """The :class:`Grid` of a geometry: its stride phases and where each tap reads."""
-    (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
-    padded_h, padded_w = geometry.padded_size
-    height, width = -(-padded_h // sh), -(-padded_w // sw)
-    rows = [divmod(a * dh, sh) for a in range(geometry.kernel_height)]  # (shift, phase)
-    cols = [divmod(b * dw, sw) for b in range(geometry.kernel_width)]
-    phases = sorted({(pa, pb) for _, pa in rows for _, pb in cols})
-    index = {phase: k for k, phase in enumerate(phases)}
-    taps = tuple((index[(pa, pb)], qa * width + qb) for qa, pa in rows for qb, pb in cols)
-    lattices = []
-    for pa, pb in phases:
-        # The taps of one phase: an arithmetic progression of shifts along each axis.
-        a_of = [a for a, (_, p) in enumerate(rows) if p == pa]
-        b_of = [b for b, (_, p) in enumerate(cols) if p == pb]
-        qa = [rows[a][0] for a in a_of]
-        qb = [cols[b][0] for b in b_of]
-        step_a = qa[1] - qa[0] if len(qa) > 1 else 0
-        step_b = qb[1] - qb[0] if len(qb) > 1 else 0
-        tap_indices = tuple(a * geometry.kernel_width + b for a in a_of for b in b_of)
-        lattices.append(
-            (qa[0] * width + qb[0], len(qa), step_a * width, len(qb), step_b, tap_indices)
-        )
-    return Grid(height, width, tuple(phases), taps, tuple(lattices))
-
-
-def _phase_image(
-    x: np.ndarray, geometry: Geometry, grid: Grid, phase: tuple[int, int], planar: bool
-) -> np.ndarray:
-    """One phase of the zero-padded input, flat: ``(positions, C)``, or ``(C, positions)``."""
-    batch, height, width, channels = x.shape
-    (top, bottom), (left, right) = geometry.pads
-    (sh, sw), (pa, pb) = geometry.strides, phase
-    trivial = (sh, sw) == (1, 1) and top == bottom == left == right == 0
-    if trivial and not planar:
-        return x.reshape(-1, channels)  # no copy for a contiguous input
-    shape = (batch, grid.height, grid.width)
-    role = f"phase {pa} {pb} {'planar' if planar else 'nhwc'}"
-    image = parallel.scratch(role, (channels, *shape) if planar else (*shape, channels), x.dtype)
-    inner = image if planar else np.moveaxis(image, 3, 0)  # (C, N, height, width) either way
-    # Phase row u is padded row pa + u·sh, input row pa + u·sh − top.
-    u0 = min(grid.height, max(0, -((pa - top) // sh)))
-    v0 = min(grid.width, max(0, -((pb - left) // sw)))
-    u1 = max(u0, min(grid.height, (top + height - 1 - pa) // sh + 1))
-    v1 = max(v0, min(grid.width, (left + width - 1 - pb) // sw + 1))
-    for zeros in (
-        np.s_[:, :, :u0],
-        np.s_[:, :, u1:],
-        np.s_[:, :, u0:u1, :v0],
-        np.s_[:, :, u0:u1, v1:],
-    ):
-        inner[zeros] = 0  # the padding (and the phase's overhang)
-    if u1 > u0 and v1 > v0:
-        r0, c0 = pa + u0 * sh - top, pb + v0 * sw - left
-        source = x[:, r0 : r0 + (u1 - u0 - 1) * sh + 1 : sh, c0 : c0 + (v1 - v0 - 1) * sw + 1 : sw]
-        if planar:
-            # Channel-first: transposed in chunks of rows that stay in cache, the
-            # images shared among the copying threads.
-            target, source = image[:, :, u0:u1, v0:v1], source.transpose(3, 0, 1, 2)
-            rows = max(1, (1 << 15) // (source.shape[3] * source.shape[0] * x.itemsize))
-
-            def transpose(first: int, last: int) -> None:
-                for n in range(first, last):
-                    for i in range(0, u1 - u0, rows):
-                        target[:, n, i : i + rows] = source[:, n, i : i + rows]
-
-            threads = parallel.copy_in_parallel(target.nbytes)
-            parallel.run_parallel(
-                [lambda a=a, b=b: transpose(a, b) for a, b in parallel.split_evenly(batch, threads)]
-            )
-        else:
-            parallel.copyto(image[:, u0:u1, v0:v1], source)
-    return image.reshape(channels, -1) if planar else image.reshape(-1, channels)
+from companion.numpy_conv.grid import Grid, phase_image, stride_phase_grid
 
 
 def _grid_blocks(geometry: Geometry, grid: Grid, positions: int):
@@ -171,20 +67,11 @@ def _scatter(out: np.ndarray, block: np.ndarray, pieces, width: int) -> None:
 
 
 def _grouped_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, groups: int) -> None:
-    """``out[:, g] = a[:, g] @ b[g]`` for each group, on channel-blocked views, into ``out``.
-
-    With one input and one output channel per group (depthwise) each product
-    has one term: an elementwise product, without one product call per
-    channel. Its values are the matrix products', except that a product of
-    -0 stays -0 where a matrix product's sum of one term is +0.
-    """
+    """``out[:, g] = a[:, g] @ b[g]`` for each group, on channel-blocked views, into ``out``."""
     if groups == 1:
         np.matmul(a, b, out=out)
         return
     rows = a.shape[0]
-    if b.shape[1:] == (1, 1):  # depthwise: products of one term, elementwise
-        np.multiply(a, b[:, 0, 0], out=out)
-        return
     np.matmul(
         a.reshape(rows, groups, -1).transpose(1, 0, 2),
         b,
@@ -203,11 +90,14 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     ``out += x_shifted @ w[a, b]`` for each tap, on the stride-phase grid
     (:class:`Grid`), block by block so that the accumulator stays in cache.
     For a 1×1 kernel this is a single product, written straight into the
-    output; without padding or strides it reads the input in place. For a
-    depthwise convolution each tap's product is elementwise.
+    output; without padding or strides it reads the input in place. A
+    depthwise convolution's products have one term each: its taps are
+    multiplied elementwise and summed by :func:`~companion.numpy_conv.depthwise.forward`.
     """
+    if depthwise.is_depthwise(geometry):
+        return depthwise.forward(x, w, geometry)
     grid = stride_phase_grid(geometry)
-    images = [_phase_image(x, geometry, grid, phase, planar=False) for phase in grid.phases]
+    images = [phase_image(x, geometry, grid, phase, planar=False) for phase in grid.phases]
     groups, depth = geometry.groups, geometry.in_depth
     out_channels = geometry.out_channels
     per_group = geometry.per_group
@@ -226,8 +116,6 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
         per_block = max(per_block, -(-flat_out.shape[0] // DIRECT_BLOCKS))
     size = (per_block + grid.width, out_channels)
     blocks = list(_grid_blocks(geometry, grid, per_block))
-    # Elementwise products (see _grouped_matmul) of floats may sum to -0.
-    negative_zeros = groups > 1 and matrices.shape[2:] == (1, 1) and x.dtype.kind == "f"
 
     def block(index: int) -> None:
         start, count, pieces = blocks[index]
@@ -241,10 +129,6 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
             else:
                 _grouped_matmul(rows, matrices[t], product[:count], groups)
                 total += product[:count]
-        if negative_zeros:
-            # A sum starts from +0 (so do BLAS's): where every product was -0, the
-            # elementwise sum is -0; adding +0 once gives the sum's +0 and changes nothing else.
-            total += 0.0
         if not direct:
             _scatter(out, accumulator, pieces, grid.width)
 
@@ -269,27 +153,12 @@ def pad_scratch(x: np.ndarray, geometry: Geometry) -> np.ndarray:
     return padded
 
 
-def _row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[int, int, int, int]]:
-    """Blocks of output rows ``(n0, n1, i0, i1)`` whose columns fit in ``budget`` bytes.
-
-    Whole images when one fits, else rows of one image; either way the
-    block's outputs are one contiguous slice of the output.
-    """
-    batch, out_h = geometry.batch, geometry.out_height
-    rows = max(1, budget // max(row_bytes, 1))
-    if rows >= out_h:
-        images = min(batch, rows // out_h)
-        return [(n, min(batch, n + images), 0, out_h) for n in range(0, batch, images)]
-    return [
-        (n, n + 1, i, min(out_h, i + rows)) for n in range(batch) for i in range(0, out_h, rows)
-    ]
-
-
 def nhwc_columns(x: np.ndarray, geometry: Geometry):
     """im2col in blocks: ``(spans, fill)``, ``fill(span)`` giving ``(groups, positions, terms)``.
 
-    ``spans`` are blocks of output rows (:func:`_row_spans`); the terms of a
-    row are in the filter's ``(kh, kw, depth)`` order. ``fill`` copies a block
+    ``spans`` are blocks of output rows
+    (:func:`~companion.numpy_conv.parallel.row_spans`); the terms of a row are
+    in the filter's ``(kh, kw, depth)`` order. ``fill`` copies a block
     from the window view into the calling thread's scratch buffer of
     :func:`~companion.numpy_conv.parallel.block_budget` (at least one output row).
     """
@@ -302,7 +171,7 @@ def nhwc_columns(x: np.ndarray, geometry: Geometry):
     view = view.transpose(3, 0, 1, 2, 5, 6, 4)  # (groups, n, i, j, kh, kw, depth)
     row_bytes = groups * out_w * terms * x.itemsize
     per_position = row_bytes // out_w
-    spans = _row_spans(
+    spans = parallel.row_spans(
         geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
     )
     n0, n1, i0, i1 = spans[0]
@@ -378,12 +247,12 @@ def planar_columns(x: np.ndarray, geometry: Geometry, grid: Grid):
     is contiguous. The filter gradient builds its blocks here; the forward
     :func:`planar` copies whole rows of the grid instead.
     """
-    planes = [_phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
+    planes = [phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
     out_w, groups = geometry.out_width, geometry.groups
     terms = geometry.terms
     row_bytes = groups * terms * out_w * x.itemsize
     per_position = row_bytes // out_w
-    spans = _row_spans(
+    spans = parallel.row_spans(
         geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
     )
     n0, n1, i0, i1 = spans[0]
@@ -422,7 +291,7 @@ def planar(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     groups, per_group, terms = geometry.groups, geometry.per_group, geometry.terms
     matrix = w.reshape(-1, groups, per_group)[planar_order(geometry, grid)].transpose(1, 0, 2)
     out = np.empty(geometry.output_shape, dtype=x.dtype)
-    planes = [_phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
+    planes = [phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
     per_position = groups * terms * x.itemsize
     per_block = parallel.block_budget(geometry, x.itemsize, per_position) // per_position
     per_block = max(grid.width, per_block)

@@ -8,7 +8,7 @@ import numpy as np
 
 from companion import arguments
 from companion.arithmetic import Geometry, conv_geometry
-from companion.numpy_conv import blocked, direct, mec, operands, parallel, unpadded
+from companion.numpy_conv import blocked, depthwise, direct, mec, operands, parallel, unpadded
 
 #: A strategy computes the NHWC output from the unpadded NHWC input and the
 #: filters, both already in the computation dtype; it is called only for
@@ -40,17 +40,6 @@ PLANAR_MAX_DEPTH = 8
 MEC_MAX_TAP = 2048
 
 
-def depthwise(geometry: Geometry) -> bool:
-    """Whether each group of the convolution has one input and one output channel.
-
-    Examples
-    --------
-    >>> depthwise(conv_geometry((8, 56, 56, 64), (3, 3, 1, 64), 1, "SAME"))
-    True
-    """
-    return geometry.groups > 1 and geometry.in_depth == geometry.per_group == 1
-
-
 def choose_method(geometry: Geometry) -> str:
     """Return the strategy ``method="auto"`` uses for this geometry.
 
@@ -68,10 +57,11 @@ def choose_method(geometry: Geometry) -> str:
       taps that land on the input (:func:`~companion.numpy_conv.unpadded.worthwhile`);
     - a 1×1 kernel: ``"taps"``, which is then a single matrix product per
       group, read in place when there is no stride;
-    - a depthwise convolution (:func:`depthwise`, one input and one output
-      channel per group): ``"taps"`` too, whose product per tap is then
-      elementwise, where the other strategies make one matrix-vector product
-      per channel;
+    - a depthwise convolution (one input and one output channel per group,
+      :func:`~companion.numpy_conv.depthwise.is_depthwise`): ``"taps"`` too,
+      whose products per tap are then elementwise and summed in one pass per
+      tap (:mod:`companion.numpy_conv.depthwise`), where the other strategies
+      make one matrix-vector product per channel;
     - no groups, no dilation along the height, and a filter matrix per tap
       (``in_depth × out_channels``) of at most :data:`MEC_MAX_TAP` values:
       ``"mec"``, which copies about ``kw`` times the input instead of
@@ -103,7 +93,7 @@ def choose_method(geometry: Geometry) -> str:
     """
     if unpadded.worthwhile(geometry):
         return "unpadded"
-    if geometry.kernel_height * geometry.kernel_width == 1 or depthwise(geometry):
+    if geometry.kernel_height * geometry.kernel_width == 1 or depthwise.is_depthwise(geometry):
         return "taps"
     if (
         geometry.groups == 1

@@ -16,14 +16,18 @@ import numpy as np
 
 from companion import arguments
 from companion.arithmetic import Geometry, conv_geometry
-from companion.numpy_conv import blocked, direct, mec, operands, parallel, scatter, unpadded
-from companion.numpy_conv.forward import (
-    METHODS,
-    PLANAR_MAX_DEPTH,
-    choose_method,
+from companion.numpy_conv import (
+    blocked,
     depthwise,
-    forward,
+    direct,
+    mec,
+    operands,
+    parallel,
+    scatter,
+    unpadded,
 )
+from companion.numpy_conv.forward import METHODS, PLANAR_MAX_DEPTH, choose_method, forward
+from companion.numpy_conv.grid import stride_phase_grid
 
 
 def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -132,14 +136,17 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
     accumulated block by block over the same column blocks as the forward
     pass (channel-first ones for at most :data:`PLANAR_MAX_DEPTH` channels per group), into
     a fixed number of partial sums added in a fixed order, so that the sum
-    does not depend on the threads. Returns ``(kh, kw, depth, out_channels)``.
+    does not depend on the threads. A depthwise layer's product would have a
+    single row per channel: its sums are elementwise
+    (:func:`~companion.numpy_conv.depthwise.filter_gradient`). Returns
+    ``(kh, kw, depth, out_channels)``.
     """
+    if depthwise.is_depthwise(geometry):
+        return depthwise.filter_gradient(x, dy, geometry)
     groups, per_group, terms = geometry.groups, geometry.per_group, geometry.terms
-    planar = geometry.in_depth <= PLANAR_MAX_DEPTH and (
-        choose_method(geometry) in ("planar", "mec") or depthwise(geometry)
-    )
+    planar = geometry.in_depth <= PLANAR_MAX_DEPTH and choose_method(geometry) in ("planar", "mec")
     if planar:
-        grid = blocked.stride_phase_grid(geometry)
+        grid = stride_phase_grid(geometry)
         spans, fill = blocked.planar_columns(x, geometry, grid)
     else:
         spans, fill = blocked.nhwc_columns(x, geometry)

@@ -202,6 +202,28 @@ def block_budget(
     return min(budget, even)
 
 
+def row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[int, int, int, int]]:
+    """Blocks of output rows ``(n0, n1, i0, i1)`` of ``row_bytes`` each, ``budget`` per block.
+
+    Whole images when one fits, else rows of one image; either way the
+    block's outputs are one contiguous slice of the output.
+
+    Examples
+    --------
+    >>> from companion.arithmetic import conv_geometry
+    >>> row_spans(conv_geometry((2, 5, 5, 1), (3, 3, 1, 1), 1, "SAME"), 10, 20)
+    [(0, 1, 0, 2), (0, 1, 2, 4), (0, 1, 4, 5), (1, 2, 0, 2), (1, 2, 2, 4), (1, 2, 4, 5)]
+    """
+    batch, out_h = geometry.batch, geometry.out_height
+    rows = max(1, budget // max(row_bytes, 1))
+    if rows >= out_h:
+        images = min(batch, rows // out_h)
+        return [(n, min(batch, n + images), 0, out_h) for n in range(0, batch, images)]
+    return [
+        (n, n + 1, i, min(out_h, i + rows)) for n in range(batch) for i in range(0, out_h, rows)
+    ]
+
+
 _workspace = threading.local()
 
 
