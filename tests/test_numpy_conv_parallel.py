@@ -126,7 +126,8 @@ def test_input_gradient_phases_with_padding_wider_than_the_kernel():
 def test_a_one_block_filter_gradient_cut_by_output_channels_is_exact(x_shape, w_shape):
     # A layer small enough for one block: its filter gradient is cut into pieces of output
     # channels (NHWC and planar columns, a 1x1 kernel), the same sums on any threads.
-    from companion.numpy_conv.gradients import WIDE_PIECE, _filter_gradient_blocked
+    from companion.numpy_conv.gradients import _filter_gradient_blocked
+    from companion.numpy_conv.parallel import WIDE_PIECE
 
     rng = np.random.default_rng(7)
     x = rng.integers(-4, 5, x_shape).astype(np.float64)

@@ -83,6 +83,12 @@ def _grouped_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, groups: int) 
 #: the output; it is cut into this many blocks (at least), for the threads to share.
 DIRECT_BLOCKS = 8
 
+#: ... unless it has fewer output positions than this: then its product is cut by
+#: output channels (:func:`~companion.numpy_conv.parallel.channel_pieces`), since
+#: products of fewer rows than :data:`~companion.numpy_conv.parallel.MIN_BLOCK_POSITIONS`
+#: run slowly.
+FEW_POSITIONS = DIRECT_BLOCKS * parallel.MIN_BLOCK_POSITIONS
+
 
 def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     """One matrix product per kernel tap, accumulated: no column matrix at all.
@@ -109,6 +115,23 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     out = np.empty(geometry.output_shape, dtype=x.dtype)
     direct = (grid.height, grid.width) == (geometry.out_height, geometry.out_width)
     flat_out = out.reshape(-1, out_channels)
+    positions, pieces = flat_out.shape[0], parallel.channel_pieces(out_channels)
+    if (
+        direct
+        and len(grid.taps) == 1
+        and groups == 1
+        and len(pieces) > 1
+        and positions < FEW_POSITIONS
+    ):
+        # One product with few rows (a layer at batch 1): cut by output channels, not rows.
+        source = images[0][:positions]
+
+        def piece(index: int) -> None:
+            c0, c1 = pieces[index]
+            np.matmul(source, matrices[0][:, c0:c1], out=flat_out[:, c0:c1])
+
+        parallel.for_each_block(piece, len(pieces))
+        return out
     per_position = 2 * out_channels * x.itemsize  # an accumulator and a product
     per_block = parallel.block_budget(geometry, x.itemsize, per_position) // per_position
     per_block = max(grid.width, per_block)
@@ -174,8 +197,8 @@ def nhwc_columns(x: np.ndarray, geometry: Geometry):
     spans = parallel.row_spans(
         geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
     )
-    n0, n1, i0, i1 = spans[0]
-    size = (groups, (n1 - n0) * (i1 - i0) * out_w * terms)
+    positions = max((n1 - n0) * (i1 - i0) for n0, n1, i0, i1 in spans) * out_w
+    size = (groups, positions * terms)
 
     def fill(span: tuple[int, int, int, int]) -> np.ndarray:
         n0, n1, i0, i1 = span
@@ -255,8 +278,8 @@ def planar_columns(x: np.ndarray, geometry: Geometry, grid: Grid):
     spans = parallel.row_spans(
         geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
     )
-    n0, n1, i0, i1 = spans[0]
-    size = (groups, terms, (n1 - n0) * (i1 - i0) * out_w)
+    positions = max((n1 - n0) * (i1 - i0) for n0, n1, i0, i1 in spans) * out_w
+    size = (groups, terms, positions)
 
     def fill(span: tuple[int, int, int, int]) -> np.ndarray:
         n0, n1, i0, i1 = span

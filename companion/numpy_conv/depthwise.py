@@ -27,6 +27,8 @@ partial sums of each weight, in a fixed order.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -60,26 +62,38 @@ def is_depthwise(geometry: Geometry) -> bool:
     return geometry.groups > 1 and geometry.in_depth == geometry.per_group == 1
 
 
-def _phase_images(x: np.ndarray, geometry: Geometry, grid: Grid) -> list[np.ndarray]:
-    """The flat NHWC stride phases, contiguous, as :func:`_runs` reads them (an unpadded
-    stride-1 input is read in place when it is contiguous, as NCHW's transposed view is not)."""
-    return [
-        np.ascontiguousarray(phase_image(x, geometry, grid, phase, planar=False))
+def _column_phases(x: np.ndarray, geometry: Geometry) -> tuple[Grid, list[np.ndarray]]:
+    """The grid and flat NHWC images of the padded input's *column* stride phases.
+
+    A tap's reads for one output row must be contiguous, which asks for
+    column phases only: the rows of one run are ``sh`` grid rows apart, and a
+    view can step over them. So the input is split along its columns alone
+    (the grid of the same layer at stride ``(1, sw)``): fewer phases, and fewer
+    einsum calls, than splitting the rows too. The images are contiguous, as
+    :func:`_runs` reads them (an unpadded input at stride 1 is read in place
+    when it is contiguous, as NCHW's transposed view is not).
+    """
+    columns_only = dataclasses.replace(geometry, strides=(1, geometry.strides[1]))
+    grid = stride_phase_grid(columns_only)
+    images = [
+        np.ascontiguousarray(phase_image(x, columns_only, grid, phase, planar=False))
         for phase in grid.phases
     ]
+    return grid, images
 
 
-def _runs(image: np.ndarray, grid: Grid, lattice, span, length: int) -> np.ndarray:
+def _runs(image: np.ndarray, grid: Grid, lattice, span, length: int, sh: int) -> np.ndarray:
     """The reads of a phase's taps for the output rows of ``span``, a view of the flat
-    NHWC phase ``image``: ``(taps down, taps across, images, rows, length)``."""
+    NHWC phase ``image`` (column phases, output rows ``sh`` grid rows apart):
+    ``(taps down, taps across, images, rows, length)``."""
     offset, n_a, step_a, n_b, step_b, _ = lattice
     n0, n1, i0, i1 = span
     s_p, s_v = image.strides
-    first = (n0 * grid.height + i0) * grid.width + offset
+    first = (n0 * grid.height + i0 * sh) * grid.width + offset
     return as_strided(
         image[first:],
         (n_a, n_b, n1 - n0, i1 - i0, length),
-        (step_a * s_p, step_b * s_p, grid.positions * s_p, grid.width * s_p, s_v),
+        (step_a * s_p, step_b * s_p, grid.positions * s_p, sh * grid.width * s_p, s_v),
         writeable=False,
     )
 
@@ -110,8 +124,8 @@ def forward(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     array([[20., 28.],
            [44., 52.]])
     """
-    grid = stride_phase_grid(geometry)
-    images = _phase_images(x, geometry, grid)
+    grid, images = _column_phases(x, geometry)
+    sh = geometry.strides[0]
     channels, out_w = geometry.out_channels, geometry.out_width
     length = out_w * channels
     per_tap = w.reshape(-1, channels)
@@ -128,7 +142,7 @@ def forward(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
         n0, n1, i0, i1 = span
         target = out[n0:n1, i0:i1].reshape(n1 - n0, i1 - i0, length)
         for k, (image, lattice) in enumerate(zip(images, grid.lattices, strict=True)):
-            runs = _runs(image, grid, lattice, span, length)
+            runs = _runs(image, grid, lattice, span, length, sh)
             if k == 0:
                 np.einsum(_FORWARD, runs, weights[k], out=target)
             else:
@@ -159,8 +173,8 @@ def filter_gradient(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.nda
     array([[20., 28.],
            [44., 52.]])
     """
-    grid = stride_phase_grid(geometry)
-    images = _phase_images(x, geometry, grid)
+    grid, images = _column_phases(x, geometry)
+    sh = geometry.strides[0]
     channels, out_w = geometry.out_channels, geometry.out_width
     length = out_w * channels
     taps = geometry.kernel_height * geometry.kernel_width
@@ -173,7 +187,7 @@ def filter_gradient(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.nda
         gradient = dy[n0:n1, i0:i1].reshape(n1 - n0, i1 - i0, length)
         row = 0
         for image, lattice in zip(images, grid.lattices, strict=True):
-            runs = _runs(image, grid, lattice, span, length)
+            runs = _runs(image, grid, lattice, span, length, sh)
             n_a, n_b = runs.shape[:2]
             target = total[row : row + n_a * n_b].reshape(n_a, n_b, length)
             np.einsum(_FILTER_GRADIENT, runs, gradient, out=target)

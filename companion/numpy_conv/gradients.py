@@ -150,15 +150,14 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
         spans, fill = blocked.planar_columns(x, geometry, grid)
     else:
         spans, fill = blocked.nhwc_columns(x, geometry)
-    cuts = min(parallel.MIN_BLOCKS, per_group // WIDE_PIECE)
-    if len(spans) == 1 and groups == 1 and cuts > 1:
+    pieces = parallel.channel_pieces(per_group)
+    if len(spans) == 1 and groups == 1 and len(pieces) > 1:
         # One block (a small layer, often at batch 1): its product is cut by output
         # channels instead, into pieces fixed by the shape, for the threads to share.
         columns = fill(spans[0])
         rows = columns[0] if planar else columns[0].T  # (terms, positions)
         gradient = dy.reshape(-1, per_group)
         total = np.empty((1, terms, per_group), dtype=x.dtype)
-        pieces = parallel.split_evenly(per_group, cuts)
 
         def piece(index: int) -> None:
             c0, c1 = pieces[index]
@@ -179,11 +178,6 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
 
     total = parallel.sum_blocks(contribute, len(spans), (groups, terms, per_group), x.dtype)
     return _filter_gradient_result(total, geometry, grid if planar else None)
-
-
-#: A filter gradient computed in a single block is cut into pieces of at least this many
-#: output channels (at most ``parallel.MIN_BLOCKS`` pieces), for the threads to share.
-WIDE_PIECE = 64
 
 
 def _filter_gradient_result(total: np.ndarray, geometry: Geometry, grid) -> np.ndarray:

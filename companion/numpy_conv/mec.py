@@ -129,7 +129,8 @@ def _blocks(x: np.ndarray, geometry: Geometry):
     columns = max(min(out_w, MIN_COLUMNS), budget // column_bytes)
     if columns >= out_w:
         images = min(batch, columns // out_w)
-        spans = [(n, min(batch, n + images), 0, out_w) for n in range(0, batch, images)]
+        cuts = parallel.split_evenly(batch, -(-batch // images))  # each at most `images`
+        spans = [(n0, n1, 0, out_w) for n0, n1 in cuts]
     else:
         cuts = parallel.split_evenly(out_w, out_w // columns)  # each at least `columns`
         spans = [(n, n + 1, j0, j1) for n in range(batch) for j0, j1 in cuts]

@@ -202,26 +202,53 @@ def block_budget(
     return min(budget, even)
 
 
+#: A matrix product cut by output channels (:func:`channel_pieces`) keeps at least this
+#: many in each piece.
+WIDE_PIECE = 64
+
+
+def channel_pieces(channels: int) -> list[tuple[int, int]]:
+    """One product's output channels cut into pieces for the threads to share.
+
+    At most :data:`MIN_BLOCKS` pieces of at least :data:`WIDE_PIECE` channels
+    (one piece for fewer than twice that), fixed by the count alone. For a
+    product with few rows (a layer at batch 1), cutting its columns costs far
+    less than cutting its rows: on the machine that built the book, a
+    196 × 256 by 256 × 1024 product took 1.08 ms whole, 1.14 ms in eight pieces
+    of columns and 1.85 ms in eight pieces of rows.
+
+    Examples
+    --------
+    >>> channel_pieces(256)
+    [(0, 64), (64, 128), (128, 192), (192, 256)]
+    >>> channel_pieces(100)
+    [(0, 100)]
+    """
+    return split_evenly(channels, max(1, min(MIN_BLOCKS, channels // WIDE_PIECE)))
+
+
 def row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[int, int, int, int]]:
     """Blocks of output rows ``(n0, n1, i0, i1)`` of ``row_bytes`` each, ``budget`` per block.
 
     Whole images when one fits, else rows of one image; either way the
-    block's outputs are one contiguous slice of the output.
+    block's outputs are one contiguous slice of the output. The images, or an
+    image's rows, are cut into as few blocks as the budget allows, of nearly
+    equal sizes (:func:`split_evenly`): threads that take one block each finish
+    together.
 
     Examples
     --------
     >>> from companion.arithmetic import conv_geometry
     >>> row_spans(conv_geometry((2, 5, 5, 1), (3, 3, 1, 1), 1, "SAME"), 10, 20)
-    [(0, 1, 0, 2), (0, 1, 2, 4), (0, 1, 4, 5), (1, 2, 0, 2), (1, 2, 2, 4), (1, 2, 4, 5)]
+    [(0, 1, 0, 1), (0, 1, 1, 3), (0, 1, 3, 5), (1, 2, 0, 1), (1, 2, 1, 3), (1, 2, 3, 5)]
     """
     batch, out_h = geometry.batch, geometry.out_height
     rows = max(1, budget // max(row_bytes, 1))
     if rows >= out_h:
         images = min(batch, rows // out_h)
-        return [(n, min(batch, n + images), 0, out_h) for n in range(0, batch, images)]
-    return [
-        (n, n + 1, i, min(out_h, i + rows)) for n in range(batch) for i in range(0, out_h, rows)
-    ]
+        return [(n0, n1, 0, out_h) for n0, n1 in split_evenly(batch, -(-batch // images))]
+    cuts = split_evenly(out_h, -(-out_h // rows))
+    return [(n, n + 1, i0, i1) for n in range(batch) for i0, i1 in cuts]
 
 
 _workspace = threading.local()
