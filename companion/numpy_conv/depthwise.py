@@ -9,15 +9,16 @@ input channel ``c`` alone,
 A matrix-product strategy makes one product of a single term per channel, and
 an elementwise product per tap followed by an add passes over the data twice
 per tap, the multiplication broadcasting the weights over every position.
-Here, on the stride-phase grid (:class:`~companion.numpy_conv.grid.Grid`),
-the input values that one tap multiplies for one output row are one
-contiguous run of ``out_width · C`` values, and the runs of consecutive rows
-are a fixed distance apart. :func:`numpy.einsum` multiplies each tap's runs by
-the tap's weights repeated along the row (a contiguous operand, so its loop
-runs over the whole row) and adds the products into the result in the same
-pass: one pass per tap, no product array.
+Here, once the padded input is split into its column stride phases
+(:class:`~companion.numpy_conv.grid.Grid`), the input values that one tap
+multiplies for one output row are one contiguous run of ``out_width · C``
+values, and the runs of consecutive rows are a fixed distance apart.
+:func:`numpy.einsum` multiplies each tap's runs by the tap's weights repeated
+along the row (a contiguous operand, so its loop runs over the whole row)
+and adds the products into the result in the same pass: one pass per tap,
+no product array.
 
-Each sum starts from +0 and adds the taps of a stride phase in the filter's
+Each sum starts from +0 and adds the taps of a column phase in the filter's
 order, the phases one after the other; rows are cut into blocks
 (:func:`~companion.numpy_conv.parallel.row_spans`) by the shape and the
 settings alone, so results do not depend on the threads. The filter gradient
@@ -35,12 +36,6 @@ from numpy.lib.stride_tricks import as_strided
 from companion.arithmetic import Geometry
 from companion.numpy_conv import parallel
 from companion.numpy_conv.grid import Grid, phase_image, stride_phase_grid
-
-#: The least scratch per block that :data:`~companion.numpy_conv.parallel.MIN_BLOCKS`
-#: may leave: a block makes one einsum call per stride phase, so blocks may be
-#: smaller than the matrix-product strategies'
-#: :data:`~companion.numpy_conv.parallel.MIN_SPLIT_BYTES`.
-MIN_SPLIT_BYTES = 1 << 18
 
 #: The product of one tap with one output row, summed over the taps of a phase.
 _FORWARD = "abnil,abl->nil"
@@ -101,19 +96,17 @@ def _runs(image: np.ndarray, grid: Grid, lattice, span, length: int, sh: int) ->
 def _spans(geometry: Geometry, itemsize: int) -> list[tuple[int, int, int, int]]:
     """Blocks of whole output rows, sized from the shape and the settings."""
     row_bytes = geometry.out_width * geometry.out_channels * itemsize
-    budget = parallel.block_budget(
-        geometry, itemsize, row_bytes // geometry.out_width, MIN_SPLIT_BYTES
-    )
+    budget = parallel.block_budget(geometry, itemsize, row_bytes // geometry.out_width)
     return parallel.row_spans(geometry, row_bytes, budget)
 
 
 def forward(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """A depthwise convolution, one einsum per stride phase and block of output rows.
+    """A depthwise convolution, one einsum per column phase and block of output rows.
 
     ``x`` is NHWC, ``w`` is ``(kh, kw, 1, C)`` and ``geometry`` depthwise
     (:func:`is_depthwise`). Each block of output rows is written in place:
     the first phase's sum straight into the output, each further phase's
-    (strided layers) into a scratch row block that is then added.
+    (layers strided along the width) into a scratch row block that is then added.
 
     Examples
     --------
