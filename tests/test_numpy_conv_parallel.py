@@ -142,6 +142,26 @@ def test_a_one_block_filter_gradient_cut_by_output_channels_is_exact(x_shape, w_
             np.testing.assert_array_equal(result, sign * expected)
 
 
+@pytest.mark.parametrize(("x_shape", "strides"), [((1, 6, 7, 16), 1), ((2, 9, 9, 8), 2)])
+def test_a_one_by_one_product_with_few_positions_is_cut_by_output_channels(x_shape, strides):
+    # A 1x1 kernel at batch 1 is one product with few rows: taps cuts its output channels
+    # into pieces (at least WIDE_PIECE each), the same sums on any number of threads.
+    from companion.numpy_conv import blocked, parallel
+
+    rng = np.random.default_rng(12)
+    x = rng.integers(-4, 5, x_shape).astype(np.float64)
+    w = rng.integers(-4, 5, (1, 1, x_shape[3], 3 * parallel.WIDE_PIECE + 5)).astype(np.float64)
+    geometry = conv_geometry(x.shape, w.shape, strides, "VALID")
+    positions = geometry.batch * geometry.out_height * geometry.out_width
+    assert positions < blocked.FEW_POSITIONS and len(parallel.channel_pieces(w.shape[3])) == 3
+    expected = conv2d(x, w, strides, "VALID", method="loops")
+    for threads in (1, 2, 3):
+        for sign in (1, -1):  # so that a piece left unwritten cannot hold the last result
+            with numpy_conv.settings(threads=threads):
+                result = conv2d(x, sign * w, strides, "VALID", method="taps")
+            np.testing.assert_array_equal(result, sign * expected)
+
+
 def test_auto_follows_its_documented_rule():
     shapes = {
         # a 1x1 kernel, or depthwise (one input and one output channel per group)
