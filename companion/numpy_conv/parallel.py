@@ -233,14 +233,16 @@ def row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[int
     Whole images when one fits, else rows of one image; either way the
     block's outputs are one contiguous slice of the output. The images, or an
     image's rows, are cut into as few blocks as the budget allows, of nearly
-    equal sizes (:func:`split_evenly`): threads that take one block each finish
-    together.
+    equal sizes (:func:`split_evenly`).
 
     Examples
     --------
     >>> from companion.arithmetic import conv_geometry
-    >>> row_spans(conv_geometry((2, 5, 5, 1), (3, 3, 1, 1), 1, "SAME"), 10, 20)
-    [(0, 1, 0, 1), (0, 1, 1, 3), (0, 1, 3, 5), (1, 2, 0, 1), (1, 2, 1, 3), (1, 2, 3, 5)]
+    >>> geometry = conv_geometry((1, 7, 7, 1), (3, 3, 1, 1), 1, "SAME")  # 7 output rows
+    >>> row_spans(geometry, 10, 30)  # at most 3 rows a block: 3 blocks
+    [(0, 1, 0, 2), (0, 1, 2, 4), (0, 1, 4, 7)]
+    >>> row_spans(conv_geometry((5, 6, 6, 1), (3, 3, 1, 1), 1, "SAME"), 10, 120)
+    [(0, 1, 0, 6), (1, 3, 0, 6), (3, 5, 0, 6)]
     """
     batch, out_h = geometry.batch, geometry.out_height
     rows = max(1, budget // max(row_bytes, 1))
@@ -322,6 +324,23 @@ def run_parallel(tasks: list[Callable[[], object]], pools: dict | None = None) -
     tasks[0]()
     for future in futures:
         future.result()
+
+
+def even_count(blocks: int) -> int:
+    """``blocks`` rounded up to an even number (1 stays 1).
+
+    Few blocks of equal size keep two threads (or four) busy to the end when
+    their count is even: three leave one of two threads idle during the last
+    block. MEC cuts the columns of a single image this way (the ResNet stem's
+    112 columns into four blocks, not three). The count depends on the shape
+    alone, never on the threads.
+
+    Examples
+    --------
+    >>> even_count(1), even_count(3), even_count(8)
+    (1, 4, 8)
+    """
+    return blocks + blocks % 2 if blocks > 1 else blocks
 
 
 def split_evenly(length: int, parts: int) -> list[tuple[int, int]]:
