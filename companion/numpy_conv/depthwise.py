@@ -93,11 +93,15 @@ def _runs(image: np.ndarray, grid: Grid, lattice, span, length: int, sh: int) ->
     )
 
 
-def _spans(geometry: Geometry, itemsize: int) -> list[tuple[int, int, int, int]]:
-    """Blocks of whole output rows, sized from the shape and the settings."""
-    row_bytes = geometry.out_width * geometry.out_channels * itemsize
-    budget = parallel.block_budget(geometry, itemsize, row_bytes // geometry.out_width)
-    return parallel.row_spans(geometry, row_bytes, budget)
+def _layout(x: np.ndarray, geometry: Geometry):
+    """``(grid, images, spans, length)``: the column phases (:func:`_column_phases`), the
+    blocks of whole output rows, sized from the shape and the settings alone, and the
+    length of one output row's run, ``out_width · C``."""
+    grid, images = _column_phases(x, geometry)
+    length = geometry.out_width * geometry.out_channels
+    row_bytes = length * x.itemsize
+    budget = parallel.block_budget(geometry, x.itemsize, row_bytes // geometry.out_width)
+    return grid, images, parallel.row_spans(geometry, row_bytes, budget), length
 
 
 def forward(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -117,10 +121,8 @@ def forward(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     array([[20., 28.],
            [44., 52.]])
     """
-    grid, images = _column_phases(x, geometry)
-    sh = geometry.strides[0]
-    channels, out_w = geometry.out_channels, geometry.out_width
-    length = out_w * channels
+    grid, images, spans, length = _layout(x, geometry)
+    sh, channels, out_w = geometry.strides[0], geometry.out_channels, geometry.out_width
     per_tap = w.reshape(-1, channels)
     # Each phase's taps, their weights repeated along a row: (taps down, taps across, length)
     weights = [
@@ -128,7 +130,6 @@ def forward(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
         for _, n_a, _, n_b, _, taps in grid.lattices
     ]
     out = np.empty(geometry.output_shape, dtype=x.dtype)
-    spans = _spans(geometry, x.itemsize)
 
     def block(index: int) -> None:
         span = spans[index]
@@ -154,8 +155,9 @@ def filter_gradient(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.nda
     runs times the output gradient's rows into ``out_width · C`` partial sums
     (one per output column and channel); the blocks are added in
     :func:`~companion.numpy_conv.parallel.sum_blocks`'s fixed order, then
-    each weight's ``out_width`` partial sums in column order. Only output
-    positions are read: no padding column meets the gradient.
+    each weight's ``out_width`` partial sums in column order. Only the
+    output's own positions are read (none of the grid's columns past the
+    output's width), so every product is one of the sum's.
 
     Examples
     --------
@@ -166,13 +168,10 @@ def filter_gradient(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.nda
     array([[20., 28.],
            [44., 52.]])
     """
-    grid, images = _column_phases(x, geometry)
-    sh = geometry.strides[0]
-    channels, out_w = geometry.out_channels, geometry.out_width
-    length = out_w * channels
+    grid, images, spans, length = _layout(x, geometry)
+    sh, channels, out_w = geometry.strides[0], geometry.out_channels, geometry.out_width
     taps = geometry.kernel_height * geometry.kernel_width
     order = [t for *_, indices in grid.lattices for t in indices]  # rows of the partial sums
-    spans = _spans(geometry, x.itemsize)
 
     def contribute(number: int, total: np.ndarray) -> None:
         span = spans[number]
