@@ -42,7 +42,7 @@ MIN_SPLIT_BYTES = 1 << 18
 #: image took 1.5 ms on one thread, against 1.2 ms in blocks of 32. Rounding an odd
 #: count of blocks up to even (:func:`~companion.numpy_conv.parallel.even_count`) may
 #: leave three quarters of it: the ResNet stem's 112 columns go in 4 blocks of 28, not
-#: 3 of 37, and ran 1.97 -> 1.56 ms at two threads.
+#: 3 of 37, and its forward pass ran 1.96-1.98 -> 1.47-1.69 ms at two threads.
 MIN_COLUMNS = 32
 
 
