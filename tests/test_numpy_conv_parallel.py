@@ -236,6 +236,9 @@ def test_depthwise_sums_of_negative_zeros_are_positive_zeros(kernel):
         ((2, 11, 10, 3), (3, 2), (2, 1), "VALID", (1, 2)),
         ((1, 8, 9, 6), (2, 3), 3, [[0, 0], [2, 1], [0, 3], [0, 0]], 1),
         ((2, 6, 7, 4), (1, 1), 2, "SAME", 1),
+        # columns not in whole groups of the stride, a row phase no tap reaches, and
+        # column shifts (0, 1, 3) with a gap
+        ((2, 9, 11, 3), (3, 3), 2, [[0, 0], [1, 2], [1, 0], [0, 0]], (2, 3)),
     ],
 )
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
@@ -243,8 +246,9 @@ def test_depthwise_layers_are_exact_in_any_blocks_on_any_threads(
     x_shape, kernel, strides, padding, dilations, data_format
 ):
     # One input and one output channel per group: each stride phase's taps are summed by
-    # one einsum along whole output rows (forward, and the input gradient's phases), and
-    # the filter gradient sums the same rows; in blocks of one row up to whole images.
+    # one einsum along whole output rows, the input gradient's row phases along whole rows
+    # of the result, and the filter gradient sums the same rows tap by tap; in blocks of
+    # one row up to whole images.
     from companion.numpy_conv import depthwise
 
     rng = np.random.default_rng(11)
@@ -267,6 +271,22 @@ def test_depthwise_layers_are_exact_in_any_blocks_on_any_threads(
             np.testing.assert_array_equal(conv2d(x, w, *args), y)
             np.testing.assert_array_equal(conv2d_backprop_input(x.shape, w, dy, *args), dx)
             np.testing.assert_array_equal(conv2d_backprop_filter(x, w.shape, dy, *args), dw)
+
+
+def test_a_depthwise_input_gradient_keeps_infinities_where_a_weight_is_zero_nowhere():
+    # At stride 2 a 3-wide depthwise filter leaves one (shift, column phase) of the
+    # input gradient's row sums without a tap: a weight of zero there, which would make
+    # an infinite output gradient NaN. Such a gradient takes the per-phase route.
+    from companion.numpy_conv import depthwise
+
+    rng = np.random.default_rng(12)
+    x_shape, w = (1, 8, 8, 2), rng.integers(1, 4, (3, 3, 1, 2)).astype(np.float32)
+    assert depthwise.has_zero_weights(conv_geometry(x_shape, w.shape, 2, "SAME"))
+    dy = rng.integers(-3, 4, (1, 4, 4, 2)).astype(np.float32)
+    dy[0, 1, 2, 0], dy[0, 3, 0, 1] = np.inf, -np.inf
+    expected = conv2d_backprop_input(x_shape, w, dy, 2, "SAME", method="loops")
+    assert np.isinf(expected).any() and not np.isnan(expected).any()
+    np.testing.assert_array_equal(conv2d_backprop_input(x_shape, w, dy, 2, "SAME"), expected)
 
 
 def test_mec_writes_into_a_strided_view_of_the_output():

@@ -195,7 +195,10 @@ def nhwc_columns(x: np.ndarray, geometry: Geometry):
     row_bytes = groups * out_w * terms * x.itemsize
     per_position = row_bytes // out_w
     spans = parallel.row_spans(
-        geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
+        geometry.batch,
+        geometry.out_height,
+        row_bytes,
+        parallel.block_budget(geometry, x.itemsize, per_position),
     )
     positions = max((n1 - n0) * (i1 - i0) for n0, n1, i0, i1 in spans) * out_w
     size = (groups, positions * terms)
@@ -276,7 +279,10 @@ def planar_columns(x: np.ndarray, geometry: Geometry, grid: Grid):
     row_bytes = groups * terms * out_w * x.itemsize
     per_position = row_bytes // out_w
     spans = parallel.row_spans(
-        geometry, row_bytes, parallel.block_budget(geometry, x.itemsize, per_position)
+        geometry.batch,
+        geometry.out_height,
+        row_bytes,
+        parallel.block_budget(geometry, x.itemsize, per_position),
     )
     positions = max((n1 - n0) * (i1 - i0) for n0, n1, i0, i1 in spans) * out_w
     size = (groups, terms, positions)

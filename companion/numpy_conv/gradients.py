@@ -40,9 +40,16 @@ def _input_gradient_phases(dy: np.ndarray, w: np.ndarray, geometry: Geometry) ->
     smaller dilation, computed by ``auto``. Only the phase's rows and columns
     that are input pixels are computed, straight into the result; where the
     padding is wider than the kernel reaches (a phase would need negative
-    padding), the whole padded gradient is computed and cropped. Returns the
-    NHWC gradient.
+    padding), the whole padded gradient is computed and cropped. A depthwise
+    layer's phases are summed in place along whole rows of the result
+    (:func:`~companion.numpy_conv.depthwise.input_gradient`), unless a weight
+    of zero there would meet an infinite or NaN gradient. Returns the NHWC
+    gradient.
     """
+    if depthwise.is_depthwise(geometry) and (
+        not depthwise.has_zero_weights(geometry) or np.all(np.isfinite(dy))
+    ):
+        return depthwise.input_gradient(dy, w, geometry)
     (top, _), (left, _) = geometry.pads
     dx = _phases_over(dy, w, geometry, ((top, geometry.in_height), (left, geometry.in_width)))
     if dx is None:

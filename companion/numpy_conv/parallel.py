@@ -231,29 +231,29 @@ def channel_pieces(channels: int) -> list[tuple[int, int]]:
     return split_evenly(channels, max(1, min(MIN_BLOCKS, channels // WIDE_PIECE)))
 
 
-def row_spans(geometry: Geometry, row_bytes: int, budget: int) -> list[tuple[int, int, int, int]]:
-    """Blocks of output rows ``(n0, n1, i0, i1)`` of ``row_bytes`` each, ``budget`` per block.
+def row_spans(
+    batch: int, height: int, row_bytes: int, budget: int
+) -> list[tuple[int, int, int, int]]:
+    """Blocks ``(n0, n1, i0, i1)`` of ``batch`` images of ``height`` rows, of ``row_bytes``
+    each, ``budget`` per block.
 
     Whole images when one fits, else rows of one image; either way the
-    block's outputs are one contiguous slice of the output. The images, or an
+    block's rows are one contiguous slice of the images. The images, or an
     image's rows, are cut into as few blocks as the budget allows, of nearly
     equal sizes (:func:`split_evenly`).
 
     Examples
     --------
-    >>> from companion.arithmetic import conv_geometry
-    >>> geometry = conv_geometry((1, 7, 7, 1), (3, 3, 1, 1), 1, "SAME")  # 7 output rows
-    >>> row_spans(geometry, 10, 30)  # at most 3 rows a block: 3 blocks
+    >>> row_spans(1, 7, 10, 30)  # at most 3 rows a block: 3 blocks
     [(0, 1, 0, 2), (0, 1, 2, 4), (0, 1, 4, 7)]
-    >>> row_spans(conv_geometry((5, 6, 6, 1), (3, 3, 1, 1), 1, "SAME"), 10, 120)
+    >>> row_spans(5, 6, 10, 120)
     [(0, 1, 0, 6), (1, 3, 0, 6), (3, 5, 0, 6)]
     """
-    batch, out_h = geometry.batch, geometry.out_height
     rows = max(1, budget // max(row_bytes, 1))
-    if rows >= out_h:
-        images = min(batch, rows // out_h)
-        return [(n0, n1, 0, out_h) for n0, n1 in split_evenly(batch, -(-batch // images))]
-    cuts = split_evenly(out_h, -(-out_h // rows))
+    if rows >= height:
+        images = min(batch, rows // height)
+        return [(n0, n1, 0, height) for n0, n1 in split_evenly(batch, -(-batch // images))]
+    cuts = split_evenly(height, -(-height // rows))
     return [(n, n + 1, i0, i1) for n in range(batch) for i0, i1 in cuts]
 
 
