@@ -309,15 +309,21 @@ def test_mec_writes_into_a_strided_view_of_the_output():
 
 
 def test_the_filter_gradient_follows_its_documented_rule():
-    from companion.numpy_conv.gradients import MEC_GRADIENT_MAX_CHANNELS
+    from companion.numpy_conv.gradients import IMAGES_MAX_TERMS, MEC_GRADIENT_MAX_CHANNELS
 
     limit = MEC_GRADIENT_MAX_CHANNELS
+    terms = IMAGES_MAX_TERMS
     cases = {
+        # no groups and at most IMAGES_MAX_TERMS terms per window, whatever the outputs
+        "images": [
+            ((2, 9, 9, 1), (5, 5, 1, limit)),
+            ((2, 9, 9, terms // 16), (4, 4, terms // 16, 64)),
+        ],
         # MEC's strips forward and at most MEC_GRADIENT_MAX_CHANNELS outputs
-        "mec": [((2, 9, 9, 1), (5, 5, 1, limit)), ((2, 9, 9, 16), (3, 3, 16, 16))],
+        "mec": [((2, 9, 9, 2), (5, 5, 2, limit)), ((2, 9, 9, 16), (3, 3, 16, 16))],
         # MEC forward but more outputs; im2col, planar or depthwise forward
         "blocked": [
-            ((2, 9, 9, 3), (3, 3, 3, limit + 1)),
+            ((2, 9, 9, 4), (3, 3, 4, limit + 1)),
             ((2, 9, 9, 64), (3, 3, 64, 64)),
             ((2, 9, 9, 12), (3, 3, 1, 12)),
         ],

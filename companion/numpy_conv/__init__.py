@@ -22,7 +22,8 @@ chosen by :func:`choose_input_gradient` and :func:`choose_filter_gradient`.
 Import from ``companion.numpy_conv`` itself; its submodules are internals, named
 for a reader of the code: ``operands`` (array arguments, dtypes), ``forward``,
 ``direct``, ``blocked``, ``grid`` (stride phases), ``depthwise`` (one channel per
-group), ``mec``, ``unpadded``, ``parallel`` (threads, scratch, BLAS), ``gradients``,
+group), ``mec``, ``unpadded``, ``parallel`` (threads, scratch, BLAS), ``products``
+(matrix products cut to the size of the BLAS's small-matrix kernels), ``gradients``,
 ``scatter`` (the input gradient for few input channels).
 """
 

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from companion.arithmetic import Geometry
-from companion.numpy_conv import depthwise, parallel
+from companion.numpy_conv import depthwise, parallel, products
 from companion.numpy_conv.direct import windows
 from companion.numpy_conv.grid import Grid, phase_image, stride_phase_grid
 
@@ -69,13 +69,13 @@ def _scatter(out: np.ndarray, block: np.ndarray, pieces, width: int) -> None:
 def _grouped_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, groups: int) -> None:
     """``out[:, g] = a[:, g] @ b[g]`` for each group, on channel-blocked views, into ``out``."""
     if groups == 1:
-        np.matmul(a, b, out=out)
+        products.matmul(a, b, out)
         return
     rows = a.shape[0]
-    np.matmul(
+    products.matmul(
         a.reshape(rows, groups, -1).transpose(1, 0, 2),
         b,
-        out=out.reshape(rows, groups, -1).transpose(1, 0, 2),
+        out.reshape(rows, groups, -1).transpose(1, 0, 2),
     )
 
 
@@ -128,7 +128,7 @@ def taps(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
 
         def piece(index: int) -> None:
             c0, c1 = pieces[index]
-            np.matmul(source, matrices[0][:, c0:c1], out=flat_out[:, c0:c1])
+            products.matmul(source, matrices[0][:, c0:c1], flat_out[:, c0:c1])
 
         parallel.for_each_block(piece, len(pieces))
         return out
@@ -215,6 +215,44 @@ def nhwc_columns(x: np.ndarray, geometry: Geometry):
     return spans, fill
 
 
+def image_columns(x: np.ndarray, geometry: Geometry):
+    """im2col built transposed, in blocks of whole images: ``(spans, fill)``,
+    ``fill(span)`` giving ``(images, groups, terms, positions)`` for images ``n0:n1``.
+
+    Row ``t`` of an image's matrix for a group is term ``t`` of the filter's
+    ``(kh, kw, depth)`` order over the image's output positions, copied from a
+    view of the zero-padded NHWC input whose innermost axis runs along an
+    output row (contiguous for one input channel). A block holds whole images,
+    as many as :func:`~companion.numpy_conv.parallel.block_budget` allows.
+    """
+    batch, out_h, out_w, _ = geometry.output_shape
+    kh, kw, depth = geometry.kernel_height, geometry.kernel_width, geometry.in_depth
+    groups = geometry.groups
+    (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
+    xp = pad_scratch(x, geometry)
+    s_n, s_h, s_w, s_c = xp.strides
+    view = as_strided(
+        xp,
+        (batch, groups, kh, kw, depth, out_h, out_w),
+        (s_n, depth * s_c, dh * s_h, dw * s_w, s_c, sh * s_h, sw * s_w),
+        writeable=False,
+    )
+    per_image = groups * geometry.terms  # rows of an image's columns, all groups
+    positions = out_h * out_w
+    budget = parallel.block_budget(geometry, x.itemsize, per_image * x.itemsize)
+    images = max(1, min(batch, budget // (per_image * positions * x.itemsize)))
+    spans = parallel.split_evenly(batch, -(-batch // images))
+    size = (max(n1 - n0 for n0, n1 in spans), groups, geometry.terms, positions)
+
+    def fill(span: tuple[int, int]) -> np.ndarray:
+        n0, n1 = span
+        columns = parallel.scratch("columns", size, x.dtype)[: n1 - n0]
+        np.copyto(columns.reshape(view[n0:n1].shape), view[n0:n1])
+        return columns
+
+    return spans, fill
+
+
 def im2col_blocked(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     """im2col a block of output rows at a time, into a buffer no larger than the output.
 
@@ -232,7 +270,7 @@ def im2col_blocked(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarr
     def block(index: int) -> None:
         n0, n1, i0, i1 = spans[index]
         target = out[n0:n1, i0:i1].reshape(-1, groups, per_group).transpose(1, 0, 2)
-        np.matmul(fill(spans[index]), matrix, out=target)
+        products.matmul(fill(spans[index]), matrix, target)
 
     parallel.for_each_block(block, len(spans))
     return out
@@ -337,7 +375,7 @@ def planar(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
             row += rows
         accumulator = parallel.scratch("accumulator", (size, geometry.out_channels), x.dtype)
         product = accumulator[:count].reshape(count, groups, per_group).transpose(1, 0, 2)
-        np.matmul(columns.transpose(0, 2, 1), matrix, out=product)
+        products.matmul(columns.transpose(0, 2, 1), matrix, product)
         _scatter(out, accumulator, pieces, grid.width)
 
     parallel.for_each_block(block, len(blocks))

@@ -23,6 +23,7 @@ from companion.numpy_conv import (
     mec,
     operands,
     parallel,
+    products,
     scatter,
     unpadded,
 )
@@ -179,12 +180,42 @@ def _filter_gradient_blocked(x: np.ndarray, dy: np.ndarray, geometry: Geometry) 
         columns = fill(spans[number])
         rows = columns if planar else columns.transpose(0, 2, 1)  # (groups, terms, positions)
         if groups == 1:  # np.matmul would hold the interpreter's lock for a small result
-            np.dot(rows[0], gradient[0], out=product[0])
+            if planar:
+                products.summed_matmul(rows[0], gradient[0], product[0])
+            else:
+                np.dot(rows[0], gradient[0], out=product[0])
         else:
             np.matmul(rows, gradient, out=product)
 
     total = parallel.sum_blocks(contribute, len(spans), (groups, terms, per_group), x.dtype)
     return _filter_gradient_result(total, geometry, grid if planar else None)
+
+
+def _filter_gradient_images(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The filter gradient image by image: ``Σ_n columns_n @ dy_n``, for few terms.
+
+    Each image's transposed im2col matrix (:func:`~companion.numpy_conv.blocked.image_columns`,
+    ``kh·kw·depth`` rows per group) times that image's output gradient, read in
+    place: a short, narrow product whose positions are cut into slices for the
+    BLAS (:func:`~companion.numpy_conv.products.summed_matmul`). The images of
+    a block are added in order, the blocks in
+    :func:`~companion.numpy_conv.parallel.sum_blocks`'s fixed order. Returns
+    ``(kh, kw, depth, out_channels)``.
+    """
+    groups, per_group, terms = geometry.groups, geometry.per_group, geometry.terms
+    spans, fill = blocked.image_columns(x, geometry)
+    # (images, groups, positions, per group), a view of the NHWC gradient
+    gradient = dy.reshape(geometry.batch, -1, groups, per_group).transpose(0, 2, 1, 3)
+
+    def contribute(number: int, total: np.ndarray) -> None:
+        n0, n1 = spans[number]
+        shape = (n1 - n0, groups, terms, per_group)
+        per_image = parallel.scratch("image products", shape, x.dtype)
+        products.summed_matmul(fill(spans[number]), gradient[n0:n1], per_image)
+        np.sum(per_image, axis=0, out=total)
+
+    total = parallel.sum_blocks(contribute, len(spans), (groups, terms, per_group), x.dtype)
+    return _filter_gradient_result(total, geometry, None)
 
 
 def _filter_gradient_result(total: np.ndarray, geometry: Geometry, grid) -> np.ndarray:
@@ -202,10 +233,19 @@ def _filter_gradient_result(total: np.ndarray, geometry: Geometry, grid) -> np.n
 #: ``auto``'s filter-gradient algorithms, each ``(x_nhwc, dy_nhwc, geometry) -> dw``.
 FILTER_GRADIENT_STRATEGIES = {
     "blocked": _filter_gradient_blocked,
+    "images": _filter_gradient_images,
     "mec": mec.filter_gradient,
     "unpadded": unpadded.filter_gradient,
 }
 
+
+#: ``auto`` computes the filter gradient image by image (``"images"``) for layers
+#: without groups whose windows hold at most this many terms (``kh·kw·depth``): first
+#: layers on grey or colour images. Measured on one thread, against MEC's strips:
+#: MNIST's 3×3 first layer 0.79 -> 0.41 ms, LeNet's 5×5 0.75 -> 0.57 ms, CIFAR's 3×3 on
+#: three channels 1.08 -> 0.92 ms; a 7×7 kernel on one channel (49 terms) lost, 3.38
+#: against 3.74 ms: its columns copy each pixel 49 times, MEC's strips 7.
+IMAGES_MAX_TERMS = 32
 
 #: ``auto`` computes the filter gradient from MEC's strips where the forward pass uses
 #: them and the layer has at most this many output channels: measured, the strips won
@@ -216,14 +256,17 @@ MEC_GRADIENT_MAX_CHANNELS = 32
 
 def choose_filter_gradient(geometry: Geometry) -> str:
     """The filter-gradient algorithm ``auto`` uses: ``"unpadded"`` where the padding
-    dominates (as for the forward pass); ``"mec"`` where the forward pass uses MEC's
-    strips and there are at most :data:`MEC_GRADIENT_MAX_CHANNELS` output channels;
-    else ``"blocked"``.
+    dominates (as for the forward pass); ``"images"`` without groups and with at most
+    :data:`IMAGES_MAX_TERMS` terms per window; ``"mec"`` where the forward pass uses
+    MEC's strips and there are at most :data:`MEC_GRADIENT_MAX_CHANNELS` output
+    channels; else ``"blocked"``.
 
     Examples
     --------
     >>> from companion.arithmetic import conv_geometry
     >>> choose_filter_gradient(conv_geometry((8, 32, 32, 1), (5, 5, 1, 6), 1, "VALID"))
+    'images'
+    >>> choose_filter_gradient(conv_geometry((8, 32, 32, 16), (3, 3, 16, 16), 1, "SAME"))
     'mec'
     >>> choose_filter_gradient(conv_geometry((8, 56, 56, 64), (3, 3, 64, 64), 1, "SAME"))
     'blocked'
@@ -231,6 +274,8 @@ def choose_filter_gradient(geometry: Geometry) -> str:
     method = choose_method(geometry)
     if method == "unpadded":
         return "unpadded"
+    if geometry.groups == 1 and geometry.terms <= IMAGES_MAX_TERMS:
+        return "images"
     if method == "mec" and geometry.out_channels <= MEC_GRADIENT_MAX_CHANNELS:
         return "mec"
     return "blocked"

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from companion.arithmetic import Geometry
-from companion.numpy_conv import parallel
+from companion.numpy_conv import parallel, products
 from companion.numpy_conv.blocked import pad_scratch
 
 #: The least scratch per block that :data:`~companion.numpy_conv.parallel.MIN_BLOCKS`
@@ -191,7 +191,7 @@ def mec(
         # Splitting the contiguous channels is a view, whatever the other strides.
         target = out[n0:n1, :, j0:j1].reshape(n1 - n0, out_h, j1 - j0, groups, per_group)
         target = target.transpose(3, 0, 1, 2, 4)  # (groups, images, rows, columns, per group)
-        np.matmul(windows(fill(spans[index]), geometry), filters, out=target)
+        products.matmul(windows(fill(spans[index]), geometry), filters, target)
 
     parallel.for_each_block(block, len(spans))
     return out
@@ -234,13 +234,13 @@ def filter_gradient(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.nda
         gradient = parallel.scratch("gradient rows", shape, x.dtype)
         block = dy[n0:n1, :, j0:j1].reshape(images, out_h, columns, groups, per_group)
         np.copyto(gradient, block.transpose(3, 1, 0, 2, 4))
-        products = parallel.scratch("row products", (groups, out_h, terms, per_group), x.dtype)
+        row_products = parallel.scratch("row products", (groups, out_h, terms, per_group), x.dtype)
         np.matmul(
             by_row.transpose(0, 1, 3, 2),
             gradient.reshape(groups, out_h, images * columns, per_group),
-            out=products,
+            out=row_products,
         )
-        np.sum(products, axis=1, out=total)
+        np.sum(row_products, axis=1, out=total)
 
     total = parallel.sum_blocks(contribute, len(spans), (groups, terms, per_group), x.dtype)
     return total.transpose(1, 0, 2).reshape(

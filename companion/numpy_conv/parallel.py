@@ -389,7 +389,7 @@ _blas_lock = threading.Lock()
 _blas_state: dict[str, object] = {"libraries": None, "users": 0, "saved": []}
 
 
-def _blas_libraries() -> list:
+def blas_libraries() -> list:
     """NumPy's BLAS libraries, as threadpoolctl controllers (a required dependency)."""
     if _blas_state["libraries"] is None:
         found = ThreadpoolController().select(user_api="blas").lib_controllers
@@ -399,7 +399,7 @@ def _blas_libraries() -> list:
 
 def block_threads(blocks: int) -> int:
     """How many threads may compute blocks at once: cores, BLAS's threads, the blocks."""
-    libraries = _blas_libraries()
+    libraries = blas_libraries()
     if not libraries or blocks < 2:
         return 1
     with _blas_lock:
@@ -429,7 +429,7 @@ def single_threaded_blas() -> Iterator[None]:
     >>> with single_threaded_blas():
     ...     pass
     """
-    libraries = _blas_libraries()
+    libraries = blas_libraries()
     with _blas_lock:
         if _blas_state["users"] == 0:
             _blas_state["saved"] = [library.num_threads for library in libraries]
