@@ -24,7 +24,7 @@ from tests.helpers import SETTINGS
 # The fast strategies: blocks, stride phases, the scratch workspace, auto's choice
 # --------------------------------------------------------------------------
 
-FAST = ("im2col_blocked", "taps", "planar", "mec", "auto")
+FAST = ("im2col_blocked", "taps", "planar", "mec", "images", "auto")
 
 
 @settings(max_examples=150, **SETTINGS)
@@ -170,8 +170,14 @@ def test_auto_follows_its_documented_rule():
             ((1, 5, 5, 64), (1, 1, 16, 8), 1),
             ((2, 9, 9, 12), (3, 3, 1, 12), 2),
         ],
+        # one input channel, no groups, at most IMAGES_MAX_TERMS terms per window
+        "images": [((2, 9, 9, 1), (5, 5, 1, 8), 1), ((2, 9, 9, 1), (4, 8, 1, 64), 2, (2, 1))],
         # ungrouped, a tap's filter matrix of at most MEC_MAX_TAP values
-        "mec": [((2, 9, 9, 1), (5, 5, 1, 8), 1), ((2, 9, 9, 32), (3, 3, 32, 64), 2)],
+        "mec": [
+            ((2, 9, 9, 1), (5, 7, 1, 8), 1),
+            ((2, 9, 9, 2), (3, 3, 2, 8), 1),
+            ((2, 9, 9, 32), (3, 3, 32, 64), 2),
+        ],
         # few channels per group (a depthwise multiplier of 2), or a dilation along the height
         "planar": [
             ((2, 9, 9, 64), (3, 3, 8, 64), 2),
@@ -186,8 +192,8 @@ def test_auto_follows_its_documented_rule():
                 x_shape, w_shape, stride, "SAME", dilations=dilations[0] if dilations else 1
             )
             assert numpy_conv.choose_method(geometry) == expected, (x_shape, w_shape)
-    assert numpy_conv.MEC_MAX_TAP == 32 * 64
-    assert {"im2col_blocked", "taps", "planar", "mec"} <= set(numpy_conv.STRATEGIES)
+    assert numpy_conv.MEC_MAX_TAP == 32 * 64 and numpy_conv.IMAGES_MAX_TERMS == 32
+    assert {"im2col_blocked", "taps", "planar", "mec", "images"} <= set(numpy_conv.STRATEGIES)
 
 
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])

@@ -12,7 +12,7 @@ CPUs, threads and BLAS threads, for every operation and method.
 
 ``method=`` picks one of :data:`METHODS`: the teaching ladder ``"loops"``,
 ``"windows"``, ``"im2col"``; the fast ``"im2col_blocked"``, ``"taps"``,
-``"planar"``, ``"mec"`` (cache-sized blocks spread over threads); ``"unpadded"`` (no
+``"planar"``, ``"mec"``, ``"images"`` (cache-sized blocks spread over threads); ``"unpadded"`` (no
 padded copy, for padding larger than the work); or ``"auto"`` (the default),
 which asks :func:`choose_method`. The gradients' ``"auto"`` has algorithms of
 its own (:data:`INPUT_GRADIENT_STRATEGIES`, :data:`FILTER_GRADIENT_STRATEGIES`),
@@ -53,6 +53,8 @@ STRATEGIES = _forward.STRATEGIES
 Strategy = _forward.Strategy
 #: ``auto`` sends convolutions with at most this many input channels per group to ``"planar"``.
 PLANAR_MAX_DEPTH = _forward.PLANAR_MAX_DEPTH
+#: ``auto`` sends one-channel layers with at most this many terms per window to ``"images"``.
+IMAGES_MAX_TERMS = _forward.IMAGES_MAX_TERMS
 #: ``auto`` sends ungrouped convolutions with a small filter matrix per tap to ``"mec"``.
 MEC_MAX_TAP = _forward.MEC_MAX_TAP
 #: The input gradient's algorithms by name; each takes ``(dy_nhwc, filters, geometry)``.
@@ -66,6 +68,7 @@ MIN_BLOCK_POSITIONS = _parallel.MIN_BLOCK_POSITIONS
 
 __all__ = [
     "FILTER_GRADIENT_STRATEGIES",
+    "IMAGES_MAX_TERMS",
     "INPUT_GRADIENT_STRATEGIES",
     "MEC_MAX_TAP",
     "METHODS",

@@ -216,18 +216,20 @@ def nhwc_columns(x: np.ndarray, geometry: Geometry):
 
 
 def image_columns(x: np.ndarray, geometry: Geometry):
-    """im2col built transposed, in blocks of whole images: ``(spans, fill)``,
-    ``fill(span)`` giving ``(images, groups, terms, positions)`` for images ``n0:n1``.
+    """im2col built transposed, an image at a time: ``(spans, fill)``, ``fill(span)``
+    giving ``(images, groups, terms, positions)`` for the output rows of ``span``.
 
     Row ``t`` of an image's matrix for a group is term ``t`` of the filter's
     ``(kh, kw, depth)`` order over the image's output positions, copied from a
     view of the zero-padded NHWC input whose innermost axis runs along an
-    output row (contiguous for one input channel). A block holds whole images,
-    as many as :func:`~companion.numpy_conv.parallel.block_budget` allows.
+    output row (contiguous for one input channel). ``spans`` are blocks of
+    output rows (:func:`~companion.numpy_conv.parallel.row_spans`): whole images,
+    or rows of one image, within
+    :func:`~companion.numpy_conv.parallel.block_budget`.
     """
     batch, out_h, out_w, _ = geometry.output_shape
     kh, kw, depth = geometry.kernel_height, geometry.kernel_width, geometry.in_depth
-    groups = geometry.groups
+    groups, terms = geometry.groups, geometry.terms
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
     xp = pad_scratch(x, geometry)
     s_n, s_h, s_w, s_c = xp.strides
@@ -237,20 +239,45 @@ def image_columns(x: np.ndarray, geometry: Geometry):
         (s_n, depth * s_c, dh * s_h, dw * s_w, s_c, sh * s_h, sw * s_w),
         writeable=False,
     )
-    per_image = groups * geometry.terms  # rows of an image's columns, all groups
-    positions = out_h * out_w
-    budget = parallel.block_budget(geometry, x.itemsize, per_image * x.itemsize)
-    images = max(1, min(batch, budget // (per_image * positions * x.itemsize)))
-    spans = parallel.split_evenly(batch, -(-batch // images))
-    size = (max(n1 - n0 for n0, n1 in spans), groups, geometry.terms, positions)
+    per_position = groups * terms * x.itemsize
+    budget = parallel.block_budget(geometry, x.itemsize, per_position)
+    spans = parallel.row_spans(batch, out_h, out_w * per_position, budget)
+    positions = max((n1 - n0) * (i1 - i0) for n0, n1, i0, i1 in spans) * out_w
+    size = (groups * terms * positions,)
 
-    def fill(span: tuple[int, int]) -> np.ndarray:
-        n0, n1 = span
-        columns = parallel.scratch("columns", size, x.dtype)[: n1 - n0]
-        np.copyto(columns.reshape(view[n0:n1].shape), view[n0:n1])
-        return columns
+    def fill(span: tuple[int, int, int, int]) -> np.ndarray:
+        n0, n1, i0, i1 = span
+        source = view[n0:n1, ..., i0:i1, :]
+        columns = parallel.scratch("columns", size, x.dtype)[: source.size]
+        np.copyto(columns.reshape(source.shape), source)
+        return columns.reshape(n1 - n0, groups, terms, -1)
 
     return spans, fill
+
+
+def images(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """im2col an image at a time, built transposed straight from the input, for one
+    input channel and small windows.
+
+    :func:`image_columns` copies, for each term of the window, the input values
+    it multiplies over a block of output rows: for one input channel, runs
+    along whole output rows. The block's columns, transposed, times the
+    filters is written straight into the output. Where MEC's strips copy runs
+    of ``kw`` values and multiply one output row at a time, tiny products whose
+    calls cost more than their arithmetic, here each product covers an image.
+    """
+    groups, per_group = geometry.groups, geometry.per_group
+    matrix = w.reshape(-1, groups, per_group).transpose(1, 0, 2)  # (groups, terms, per group)
+    out = np.empty(geometry.output_shape, dtype=x.dtype)
+    spans, fill = image_columns(x, geometry)
+
+    def block(index: int) -> None:
+        n0, n1, i0, i1 = spans[index]
+        target = out[n0:n1, i0:i1].reshape(n1 - n0, -1, groups, per_group).transpose(0, 2, 1, 3)
+        products.matmul(fill(spans[index]).transpose(0, 1, 3, 2), matrix, target)
+
+    parallel.for_each_block(block, len(spans))
+    return out
 
 
 def im2col_blocked(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:

@@ -27,7 +27,13 @@ from companion.numpy_conv import (
     scatter,
     unpadded,
 )
-from companion.numpy_conv.forward import METHODS, PLANAR_MAX_DEPTH, choose_method, forward
+from companion.numpy_conv.forward import (
+    IMAGES_MAX_TERMS,
+    METHODS,
+    PLANAR_MAX_DEPTH,
+    choose_method,
+    forward,
+)
 from companion.numpy_conv.grid import stride_phase_grid
 
 
@@ -204,14 +210,13 @@ def _filter_gradient_images(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -
     """
     groups, per_group, terms = geometry.groups, geometry.per_group, geometry.terms
     spans, fill = blocked.image_columns(x, geometry)
-    # (images, groups, positions, per group), a view of the NHWC gradient
-    gradient = dy.reshape(geometry.batch, -1, groups, per_group).transpose(0, 2, 1, 3)
 
     def contribute(number: int, total: np.ndarray) -> None:
-        n0, n1 = spans[number]
-        shape = (n1 - n0, groups, terms, per_group)
-        per_image = parallel.scratch("image products", shape, x.dtype)
-        products.summed_matmul(fill(spans[number]), gradient[n0:n1], per_image)
+        n0, n1, i0, i1 = spans[number]
+        # (images, groups, positions, per group), a view of the NHWC gradient
+        gradient = dy[n0:n1, i0:i1].reshape(n1 - n0, -1, groups, per_group).transpose(0, 2, 1, 3)
+        per_image = parallel.scratch("image products", (n1 - n0, groups, terms, per_group), x.dtype)
+        products.summed_matmul(fill(spans[number]), gradient, per_image)
         np.sum(per_image, axis=0, out=total)
 
     total = parallel.sum_blocks(contribute, len(spans), (groups, terms, per_group), x.dtype)
@@ -239,14 +244,6 @@ FILTER_GRADIENT_STRATEGIES = {
 }
 
 
-#: ``auto`` computes the filter gradient image by image (``"images"``) for layers
-#: without groups whose windows hold at most this many terms (``kh·kw·depth``): first
-#: layers on grey or colour images. Measured on one thread, against MEC's strips:
-#: MNIST's 3×3 first layer 0.79 -> 0.41 ms, LeNet's 5×5 0.75 -> 0.57 ms, CIFAR's 3×3 on
-#: three channels 1.08 -> 0.92 ms; a 7×7 kernel on one channel (49 terms) lost, 3.38
-#: against 3.74 ms: its columns copy each pixel 49 times, MEC's strips 7.
-IMAGES_MAX_TERMS = 32
-
 #: ``auto`` computes the filter gradient from MEC's strips where the forward pass uses
 #: them and the layer has at most this many output channels: measured, the strips won
 #: with 6 to 32 (LeNet's and MNIST's first layers, CIFAR's ResNet block, a 7×7 kernel at
@@ -256,10 +253,10 @@ MEC_GRADIENT_MAX_CHANNELS = 32
 
 def choose_filter_gradient(geometry: Geometry) -> str:
     """The filter-gradient algorithm ``auto`` uses: ``"unpadded"`` where the padding
-    dominates (as for the forward pass); ``"images"`` without groups and with at most
-    :data:`IMAGES_MAX_TERMS` terms per window; ``"mec"`` where the forward pass uses
-    MEC's strips and there are at most :data:`MEC_GRADIENT_MAX_CHANNELS` output
-    channels; else ``"blocked"``.
+    dominates (as for the forward pass); ``"images"`` without groups and with at
+    most :data:`~companion.numpy_conv.forward.IMAGES_MAX_TERMS` terms per window;
+    ``"mec"`` where the forward pass uses MEC's strips and there are at most
+    :data:`MEC_GRADIENT_MAX_CHANNELS` output channels; else ``"blocked"``.
 
     Examples
     --------
