@@ -215,6 +215,22 @@ def nhwc_columns(x: np.ndarray, geometry: Geometry):
     return spans, fill
 
 
+def _channel_first_padded(x: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """``x`` zero-padded and channel-first, ``(C, N, padded height, padded width)``, in a
+    scratch buffer."""
+    batch, height, width, channels = x.shape
+    (top, bottom), (left, right) = geometry.pads
+    padded = parallel.scratch(
+        "channel-first", (channels, batch, height + top + bottom, width + left + right), x.dtype
+    )
+    padded[:, :, :top] = 0
+    padded[:, :, top + height :] = 0
+    padded[:, :, top : top + height, :left] = 0
+    padded[:, :, top : top + height, left + width :] = 0
+    parallel.copyto(padded[:, :, top : top + height, left : left + width], x.transpose(3, 0, 1, 2))
+    return padded
+
+
 def image_columns(x: np.ndarray, geometry: Geometry):
     """im2col built transposed, an image at a time: ``(spans, fill)``, ``fill(span)``
     giving ``(images, groups, terms, positions)`` for the output rows of ``span``.
@@ -231,8 +247,12 @@ def image_columns(x: np.ndarray, geometry: Geometry):
     kh, kw, depth = geometry.kernel_height, geometry.kernel_width, geometry.in_depth
     groups, terms = geometry.groups, geometry.terms
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilations
-    xp = pad_scratch(x, geometry)
-    s_n, s_h, s_w, s_c = xp.strides
+    if x.shape[3] == 1:
+        xp = pad_scratch(x, geometry)
+        s_n, s_h, s_w, s_c = xp.strides
+    else:  # channel-first, so that the copies run along whole rows
+        xp = _channel_first_padded(x, geometry)
+        s_c, s_n, s_h, s_w = xp.strides
     view = as_strided(
         xp,
         (batch, groups, kh, kw, depth, out_h, out_w),
