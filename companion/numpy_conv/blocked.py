@@ -389,6 +389,29 @@ def planar_columns(x: np.ndarray, geometry: Geometry, grid: Grid):
     return spans, fill
 
 
+def _plane_rows(x: np.ndarray, geometry: Geometry, grid: Grid, first: int, out: np.ndarray):
+    """Grid rows ``first ..`` of a stride-1 layer's padded input, channel-first, into
+    ``out``, ``(C, rows, grid width)``: the rows of consecutive images follow one another,
+    as on :class:`Grid` laid flat."""
+    height, width = x.shape[1:3]
+    (top, _), (left, _) = geometry.pads
+    out[:, :, :left] = 0
+    out[:, :, left + width :] = 0
+    row, last = first, first + out.shape[1]
+    while row < last:
+        n, padded_row = divmod(row, grid.height)
+        count = min(last, (n + 1) * grid.height) - row
+        a = padded_row - top  # the input row of grid row `row`
+        above = min(max(-a, 0), count)  # rows of the top padding
+        below = max(above, min(height - a, count))  # up to the input's last row
+        k = row - first
+        out[:, k : k + above] = 0
+        source = x[n, a + above : a + below].transpose(2, 0, 1)
+        out[:, k + above : k + below, left : left + width] = source
+        out[:, k + below : k + count] = 0
+        row += count
+
+
 def planar(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     """im2col from a channel-first copy of the input, for few channels per group.
 
@@ -399,24 +422,47 @@ def planar(x: np.ndarray, w: np.ndarray, geometry: Geometry) -> np.ndarray:
     output's width included (computed, then dropped, as in :func:`taps`:
     copies of short runs cost more than the extra columns). The product, the
     block transposed times the filters, lands in an accumulator whose valid
-    rows are copied into the output.
+    rows are copied into the output. Without strides, each block copies just
+    the rows of the padded input it reads into a channel-first buffer of its
+    own (:func:`_plane_rows`), which stays in cache for the column copies
+    that read it nine times (for a 3 × 3 kernel); strided layers copy their
+    phases whole first.
     """
     grid = stride_phase_grid(geometry)
     groups, per_group, terms = geometry.groups, geometry.per_group, geometry.terms
     matrix = w.reshape(-1, groups, per_group)[planar_order(geometry, grid)].transpose(1, 0, 2)
     out = np.empty(geometry.output_shape, dtype=x.dtype)
-    planes = [phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
+    local = geometry.strides == (1, 1)  # one phase: the padded input itself
+    if not local:
+        planes = [phase_image(x, geometry, grid, phase, planar=True) for phase in grid.phases]
     per_position = groups * terms * x.itemsize
     per_block = parallel.block_budget(geometry, x.itemsize, per_position) // per_position
     per_block = max(grid.width, per_block)
     blocks = list(_grid_blocks(geometry, grid, per_block))
     size = per_block + grid.width
+    reach = max(offset for _, offset in grid.taps)  # the farthest a tap reads
+    channels = x.shape[3]
 
     def block(index: int) -> None:
         start, count, pieces = blocks[index]
+        if local:
+            first = start // grid.width
+            rows = (start + count - 1 + reach) // grid.width + 1 - first
+            block_planes = parallel.scratch("plane rows", (channels, rows, grid.width), x.dtype)
+            _plane_rows(x, geometry, grid, first, block_planes)
+            views = _lattice_views(
+                [block_planes.reshape(channels, -1)],
+                geometry,
+                grid,
+                start - first * grid.width,
+                (count,),
+                (1,),
+            )
+        else:
+            views = _lattice_views(planes, geometry, grid, start, (count,), (1,))
         columns = parallel.scratch("columns", (groups, terms, size), x.dtype)[:, :, :count]
         row = 0
-        for view in _lattice_views(planes, geometry, grid, start, (count,), (1,)):
+        for view in views:
             rows = view.shape[1] * view.shape[2] * view.shape[3]
             np.copyto(columns[:, row : row + rows].reshape(view.shape), view)
             row += rows
