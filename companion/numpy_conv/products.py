@@ -81,6 +81,14 @@ def rows_per_slice(depth: int, columns: int, dtype) -> int:
     return rows - rows % 4 if rows >= 4 else 0
 
 
+def _slice(a: np.ndarray, b: np.ndarray, out: np.ndarray, length: int, other: int) -> int:
+    """How many of the ``length`` entries of the axis cut go in one slice, the product's
+    other two dimensions being ``other`` and ``out``'s columns; 0 to keep it whole."""
+    step = rows_per_slice(other, out.shape[-1], out.dtype)
+    transposed = a.strides[-1] != a.itemsize or b.strides[-1] != b.itemsize
+    return 0 if step == 0 or length <= step or transposed else step
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b, out=out)``, its rows cut into slices for the small-matrix kernels.
 
@@ -101,9 +109,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     600.0
     """
     rows, depth = a.shape[-2:]
-    step = rows_per_slice(depth, out.shape[-1], out.dtype)
-    transposed = a.strides[-1] != a.itemsize or b.strides[-1] != b.itemsize
-    if step == 0 or rows <= step or transposed:
+    step = _slice(a, b, out, rows, depth)
+    if step == 0:
         return np.matmul(a, b, out=out)
     whole = rows - rows % step
     slices = (*a.shape[:-2], whole // step, step)
@@ -134,9 +141,8 @@ def summed_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     100000.0
     """
     terms, depth = a.shape[-2:]
-    step = rows_per_slice(terms, out.shape[-1], out.dtype)
-    transposed = a.strides[-1] != a.itemsize or b.strides[-1] != b.itemsize
-    if step == 0 or depth <= step or transposed:
+    step = _slice(a, b, out, depth, terms)
+    if step == 0:
         return np.matmul(a, b, out=out)
     whole = depth - depth % step
     count = whole // step
