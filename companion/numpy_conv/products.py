@@ -57,7 +57,8 @@ def has_small_kernels() -> bool:
         library for library in parallel.blas_libraries() if library.internal_api == "openblas"
     ]
     return bool(libraries) and all(
-        str(library.architecture).lower() in SMALL_KERNEL_TARGETS for library in libraries
+        str(getattr(library, "architecture", "")).lower() in SMALL_KERNEL_TARGETS
+        for library in libraries
     )
 
 
